@@ -1,0 +1,19 @@
+/**
+ * A seeded source of randomness in [0, 1) (mulberry32), for reproducible
+ * jitter in tests, simulations and experiments.
+ *
+ * @example
+ * ```ts
+ * const policy = retry({ random: seededRandom(42) });
+ * ```
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
