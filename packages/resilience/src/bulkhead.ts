@@ -7,10 +7,11 @@
  * the queue. A waiter whose caller gives up leaves the queue at once.
  */
 import { systemClock, type Clock, type Timer } from './clock.js';
-import { BulkheadRejectedError } from './errors.js';
+import { BulkheadRejectedError, fastError } from './errors.js';
 import { PolicyEvents } from './events.js';
 import * as check from './options.js';
 import { PolicyBase, type Chain } from './policy.js';
+import { rejectSoon } from './reject-soon.js';
 import type { Scope } from './scope.js';
 
 export interface BulkheadOptions {
@@ -71,17 +72,23 @@ export class BulkheadPolicy extends PolicyBase {
       this.active++;
       return this.runHeld(chain, scope, index);
     }
-    if (this.queued >= this.maxQueue) return Promise.reject(this.reject('full'));
+    if (this.queued >= this.maxQueue) return rejectSoon(this.reject('full'));
     return this.wait(scope).then(() => this.runHeld(chain, scope, index));
   }
 
-  private async runHeld<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
-    try {
-      return await chain.next(scope, index);
-    } finally {
-      this.release();
-    }
+  private runHeld<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
+    return chain.next(scope, index).then(this.releaseWith, this.releaseThrowing) as Promise<T>;
   }
+
+  private readonly releaseWith = (value: unknown): unknown => {
+    this.release();
+    return value;
+  };
+
+  private readonly releaseThrowing = (error: unknown): never => {
+    this.release();
+    throw error;
+  };
 
   /** Hands the slot to the next live waiter, or frees it. */
   private release(): void {
@@ -100,7 +107,7 @@ export class BulkheadPolicy extends PolicyBase {
   }
 
   private wait(scope: Scope): Promise<void> {
-    if (scope.aborted) return Promise.reject(scope.reason as Error);
+    if (scope.aborted) return rejectSoon(scope.reason);
     return new Promise<void>((resolve, reject) => {
       let timer: Timer | undefined;
       const leave = (): void => {
@@ -144,7 +151,7 @@ export class BulkheadPolicy extends PolicyBase {
 
   private reject(reason: 'full' | 'queue-timeout'): BulkheadRejectedError {
     if (this.events.wants('rejected')) this.events.emit('rejected', { reason, active: this.active, queued: this.queued });
-    return new BulkheadRejectedError(this.name, reason);
+    return fastError(BulkheadRejectedError, 'BULWARK_BULKHEAD_REJECTED', `bulkhead "${this.name}" rejected the call (${reason})`, { bulkhead: this.name, reason });
   }
 }
 

@@ -30,7 +30,7 @@ export type ErrorCode = keyof typeof errorCodes;
 
 export interface BulwarkErrorOptions {
   cause?: unknown;
-  /** Skip the stack trace: used by fast-fail rejections, where it costs more than the call. */
+  /** Skip the stack trace: used by control-flow errors, where it costs more than the call. */
   stackless?: boolean;
 }
 
@@ -51,7 +51,6 @@ export class BulwarkError extends Error {
     } else {
       super(message, options.cause === undefined ? undefined : { cause: options.cause });
     }
-    Object.defineProperty(this, kBrand, { value: true });
     this.name = new.target.name;
     this.code = code;
     this.retryable = errorCodes[code].retryable;
@@ -62,6 +61,26 @@ export class BulwarkError extends Error {
     const code = (this as typeof BulwarkError).code;
     return code === undefined || value.code === code;
   }
+}
+
+// The brand lives on the prototype: every installed copy sets the same `Symbol.for` key.
+Object.defineProperty(BulwarkError.prototype, kBrand, { value: true });
+
+/**
+ * Builds an error of class `type` without running the `Error` constructor,
+ * for rejections on a fast-fail path: a V8 `Error` costs 300 ns even without
+ * a stack trace, which is more than the call it refuses. The result passes
+ * `instanceof` for its class and for `Error`, and its `stack` is its message.
+ */
+export function fastError<E extends BulwarkError>(type: abstract new (...args: never[]) => E, code: ErrorCode, message: string, fields: Omit<E, keyof BulwarkError>): E {
+  const error = Object.create(type.prototype as object) as Record<string, unknown>;
+  error.name = type.name;
+  error.message = message;
+  error.code = code;
+  error.retryable = errorCodes[code].retryable;
+  error.stack = `${type.name}: ${message}`;
+  Object.assign(error, fields);
+  return error as unknown as E;
 }
 
 /** True for any Bulwark error, from any installed copy of any Bulwark package. */

@@ -7,6 +7,7 @@
  */
 import type { Clock } from './clock.js';
 import { DeadlineExceededError } from './errors.js';
+import { rejectSoon } from './reject-soon.js';
 import { Scope, type CallContext, type ExecuteOptions } from './scope.js';
 
 /** The function a policy runs. It may return a value or a promise. */
@@ -67,7 +68,7 @@ export function executeStages<T>(stages: readonly Stage[], clock: Clock, fn: Ope
   const scope = Scope.root(clock, options);
   if (scope.aborted) {
     scope.dispose();
-    return Promise.reject(scope.reason as Error);
+    return rejectSoon(scope.reason);
   }
   const ownDeadline = options !== undefined && (options.timeoutMs !== undefined || options.deadline !== undefined) && scope.deadline !== Infinity;
   let timer: { cancel(): void } | undefined;
@@ -75,8 +76,9 @@ export function executeStages<T>(stages: readonly Stage[], clock: Clock, fn: Ope
     const left = scope.deadline - clock.now();
     if (left <= 0) {
       scope.dispose();
-      return Promise.reject(new DeadlineExceededError());
+      return rejectSoon(new DeadlineExceededError());
     }
+    scope.markAbortable();
     timer = clock.setTimer(() => scope.abort(new DeadlineExceededError()), left);
   }
   const result = new Chain(stages, fn).next(scope, 0);

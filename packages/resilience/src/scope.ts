@@ -10,6 +10,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Clock } from './clock.js';
+import { rejectSoon } from './reject-soon.js';
 
 /** What an operation receives from the policies that run it. */
 export interface CallContext {
@@ -52,13 +53,20 @@ export function currentScope(): Scope | undefined {
 }
 
 /** Runs `fn` with `scope` as the ambient scope, so nested calls inherit its deadline and cancellation. */
-export function runInScope<R>(scope: Scope, fn: () => R): R {
-  return storage.run(scope, fn);
+export function runInScope<A extends unknown[], R>(scope: Scope, fn: (...args: A) => R, ...args: A): R {
+  return storage.run(scope, fn, ...args);
 }
 
 export class Scope implements CallContext {
   aborted = false;
   reason: unknown = undefined;
+  /**
+   * False while nothing can abort this scope (a root with no signal, no
+   * deadline timer and no ambient parent): its children then skip
+   * registering with it, which is most of a success path's bookkeeping.
+   */
+  abortable: boolean;
+  private hook: AbortListener | undefined = undefined;
   private controller: AbortController | undefined = undefined;
   private listeners: AbortListener[] | undefined = undefined;
   private children: Scope[] | undefined = undefined;
@@ -73,7 +81,9 @@ export class Scope implements CallContext {
     readonly idempotencyKey: string | undefined,
     readonly idempotent: boolean,
     readonly parent: Scope | undefined,
-  ) {}
+  ) {
+    this.abortable = parent !== undefined && parent.abortable;
+  }
 
   /**
    * The scope an `execute` call starts in: inherits the ambient scope's
@@ -94,6 +104,7 @@ export class Scope implements CallContext {
     if (ambient !== undefined) ambient.adopt(scope);
     const signal = options?.signal;
     if (signal !== undefined) {
+      scope.abortable = true;
       if (signal.aborted) scope.abort(signal.reason);
       else {
         scope.external = signal;
@@ -109,6 +120,11 @@ export class Scope implements CallContext {
     const child = new Scope(this.clock, deadline < this.deadline ? deadline : this.deadline, attempt, this.idempotencyKey, this.idempotent, this);
     this.adopt(child);
     return child;
+  }
+
+  /** Declares that something (a timer, a hedge) may abort this scope, so its children must listen. */
+  markAbortable(): void {
+    this.abortable = true;
   }
 
   get signal(): AbortSignal {
@@ -137,11 +153,27 @@ export class Scope implements CallContext {
         child.abort(reason);
       }
     }
+    const hook = this.hook;
+    if (hook !== undefined) {
+      this.hook = undefined;
+      hook(reason);
+    }
     const listeners = this.listeners;
     if (listeners !== undefined) {
       this.listeners = undefined;
       for (const listener of listeners) listener(reason);
     }
+  }
+
+  /**
+   * Calls `listener` once when this scope aborts (at once if it already has),
+   * with no way to stop listening: for the one party that owns the scope and
+   * discards it when done.
+   */
+  setHook(listener: AbortListener): void {
+    if (this.aborted) listener(this.reason);
+    else if (this.hook === undefined) this.hook = listener;
+    else (this.listeners ??= []).push(listener);
   }
 
   /** Calls `listener` once if this scope aborts; returns a function that stops listening. */
@@ -182,26 +214,41 @@ export class Scope implements CallContext {
   race<T>(promise: Promise<T>): Promise<T> {
     if (this.aborted) {
       promise.catch(noop);
-      return Promise.reject(this.reason as Error);
+      return rejectSoon(this.reason);
     }
+    if (!this.abortable) return promise;
     return new Promise<T>((resolve, reject) => {
-      const stop = this.onAbort(reject);
-      promise.then(
-        (value) => {
-          stop();
-          resolve(value);
-        },
-        (error: unknown) => {
-          stop();
-          reject(error as Error);
-        },
-      );
+      if (this.hook === undefined) {
+        this.hook = reject;
+        promise.then(
+          (value) => {
+            this.hook = undefined;
+            resolve(value);
+          },
+          (error: unknown) => {
+            this.hook = undefined;
+            reject(error as Error);
+          },
+        );
+      } else {
+        const stop = this.onAbort(reject);
+        promise.then(
+          (value) => {
+            stop();
+            resolve(value);
+          },
+          (error: unknown) => {
+            stop();
+            reject(error as Error);
+          },
+        );
+      }
     });
   }
 
   /** Resolves after `ms`, or rejects with the abort reason if this scope aborts first. */
   sleep(ms: number): Promise<void> {
-    if (this.aborted) return Promise.reject(this.reason as Error);
+    if (this.aborted) return rejectSoon(this.reason);
     if (ms <= 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const stop = this.onAbort((reason) => {
@@ -220,6 +267,7 @@ export class Scope implements CallContext {
       child.abort(this.reason);
       return;
     }
+    if (!this.abortable) return;
     const children = (this.children ??= []);
     child.indexInParent = children.length;
     children.push(child);

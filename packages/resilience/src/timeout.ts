@@ -17,6 +17,7 @@ import { DeadlineExceededError, TimeoutError } from './errors.js';
 import { PolicyEvents } from './events.js';
 import * as check from './options.js';
 import { PolicyBase, type Chain } from './policy.js';
+import { rejectSoon } from './reject-soon.js';
 import { runInScope, type Scope } from './scope.js';
 
 export interface TimeoutOptions {
@@ -54,22 +55,32 @@ export class TimeoutPolicy extends PolicyBase {
     this.on = this.events.on.bind(this.events);
   }
 
-  async run<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
+  run<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
     const now = this.clock.now();
     const own = now + this.timeoutMs;
     // When the inherited deadline comes first, running out of it is final whatever this policy's kind.
     const final = this.total || scope.deadline <= own;
     const deadline = final && scope.deadline < own ? scope.deadline : own;
-    if (deadline <= now) throw this.error(final);
+    if (deadline <= now) return rejectSoon(this.error(final));
     const child = scope.child(deadline);
+    child.markAbortable();
     const timer = this.clock.setTimer(() => this.fire(child, final), deadline - now);
-    try {
-      const inner = this.propagate ? runInScope(child, () => chain.next(child, index)) : chain.next(child, index);
-      return await child.race(inner);
-    } finally {
-      timer.cancel();
-      child.dispose();
-    }
+    const inner = this.propagate ? runInScope(child, next, chain, child, index) : chain.next(child, index);
+    return new Promise<T>((resolve, reject) => {
+      child.setHook(reject);
+      inner.then(
+        (value) => {
+          timer.cancel();
+          child.dispose();
+          resolve(value);
+        },
+        (error: unknown) => {
+          timer.cancel();
+          child.dispose();
+          reject(error as Error);
+        },
+      );
+    });
   }
 
   private fire(scope: Scope, final: boolean): void {
@@ -82,6 +93,10 @@ export class TimeoutPolicy extends PolicyBase {
   private error(final: boolean): Error {
     return final ? new DeadlineExceededError(this.name) : new TimeoutError(this.timeoutMs, this.name);
   }
+}
+
+function next<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
+  return chain.next(scope, index);
 }
 
 /**

@@ -1,30 +1,46 @@
 /**
- * Coalesced timers: callbacks due in the same millisecond share a bucket, and
- * one Node timer is armed for the earliest bucket. Scheduling and cancelling
- * cost a Map lookup and a Set insert/delete; no Node timer is created per call.
+ * Coalesced timers. Timers are kept in one FIFO list per whole-millisecond
+ * delay: timers of equal delay fall due in the order they were set, so each
+ * list stays sorted by itself, and setting or cancelling one is a linked-list
+ * append or unlink, O(1) with no allocation beyond the timer. One Node timer
+ * is armed for the earliest due time of all lists.
  *
- * When nothing is pending, the Node timer is unref'd so it never keeps the
- * process alive, and it is re-ref'd as soon as something is scheduled again.
+ * That Node timer is not cleared when the queue empties, only unref'd: the
+ * next call re-refs it instead of paying for a new `setTimeout`, and an idle
+ * queue never keeps the process alive.
+ *
+ * Delays are rounded up to whole milliseconds, as Node's own timers are.
  */
 import type { Timer } from './clock.js';
 
 class QueuedTimer implements Timer {
+  prev: QueuedTimer | undefined = undefined;
+  next: QueuedTimer | undefined = undefined;
+  list: TimerList | undefined;
+
   constructor(
     readonly queue: TimerQueue,
-    readonly tick: number,
+    list: TimerList,
+    readonly due: number,
     readonly callback: () => void,
-  ) {}
+  ) {
+    this.list = list;
+  }
+
   cancel(): void {
-    this.queue.remove(this);
+    if (this.list !== undefined) this.queue.remove(this);
   }
 }
 
+class TimerList {
+  head: QueuedTimer | undefined = undefined;
+  tail: QueuedTimer | undefined = undefined;
+}
+
 export class TimerQueue {
-  private readonly buckets = new Map<number, Set<QueuedTimer>>();
-  /** Min-heap of bucket ticks; may hold ticks whose bucket was emptied (skipped when popped). */
-  private readonly heap: number[] = [];
+  private readonly lists = new Map<number, TimerList>();
   private handle: NodeJS.Timeout | undefined;
-  private armedTick = Infinity;
+  private armedAt = Infinity;
   private refed = false;
   private count = 0;
 
@@ -36,17 +52,21 @@ export class TimerQueue {
   }
 
   schedule(callback: () => void, delayMs: number): Timer {
-    const tick = Math.ceil(this.now() + Math.max(0, delayMs));
-    const timer = new QueuedTimer(this, tick, callback);
-    let bucket = this.buckets.get(tick);
-    if (bucket === undefined) {
-      bucket = new Set();
-      this.buckets.set(tick, bucket);
-      push(this.heap, tick);
+    const delay = delayMs > 1 ? Math.ceil(delayMs) : 1;
+    let list = this.lists.get(delay);
+    if (list === undefined) {
+      list = new TimerList();
+      this.lists.set(delay, list);
     }
-    bucket.add(timer);
+    const timer = new QueuedTimer(this, list, this.now() + delay, callback);
+    if (list.tail === undefined) list.head = timer;
+    else {
+      list.tail.next = timer;
+      timer.prev = list.tail;
+    }
+    list.tail = timer;
     this.count++;
-    if (tick < this.armedTick) this.arm(tick);
+    if (timer.due < this.armedAt) this.arm(timer.due);
     else if (!this.refed) {
       this.handle?.ref();
       this.refed = true;
@@ -55,72 +75,56 @@ export class TimerQueue {
   }
 
   remove(timer: QueuedTimer): void {
-    const bucket = this.buckets.get(timer.tick);
-    if (bucket === undefined || !bucket.delete(timer)) return;
-    this.count--;
-    if (bucket.size === 0) this.buckets.delete(timer.tick);
-    if (this.count === 0 && this.refed) {
+    this.unlink(timer);
+    if (--this.count === 0 && this.refed) {
       this.handle?.unref();
       this.refed = false;
     }
   }
 
-  private arm(tick: number): void {
+  private unlink(timer: QueuedTimer): void {
+    const list = timer.list as TimerList;
+    if (timer.prev === undefined) list.head = timer.next;
+    else timer.prev.next = timer.next;
+    if (timer.next === undefined) list.tail = timer.prev;
+    else timer.next.prev = timer.prev;
+    timer.prev = timer.next = timer.list = undefined;
+  }
+
+  private arm(at: number): void {
     if (this.handle !== undefined) clearTimeout(this.handle);
-    this.armedTick = tick;
-    this.handle = setTimeout(this.fire, Math.max(0, tick - this.now()));
+    this.armedAt = at;
+    this.handle = setTimeout(this.fire, Math.max(1, Math.ceil(at - this.now())));
     this.refed = true;
   }
 
   private readonly fire = (): void => {
     this.handle = undefined;
-    this.armedTick = Infinity;
+    this.armedAt = Infinity;
     this.refed = false;
     const now = this.now();
-    const heap = this.heap;
-    while (heap.length > 0 && (heap[0] as number) <= now) {
-      const tick = pop(heap);
-      const bucket = this.buckets.get(tick);
-      if (bucket === undefined) continue;
-      this.buckets.delete(tick);
-      this.count -= bucket.size;
-      for (const timer of bucket) timer.callback();
+    const due: QueuedTimer[] = [];
+    for (const [delay, list] of this.lists) {
+      while (list.head !== undefined && list.head.due <= now) {
+        const timer = list.head;
+        this.unlink(timer);
+        due.push(timer);
+      }
+      if (list.head === undefined) this.lists.delete(delay);
     }
-    // Skip ticks whose buckets were emptied by cancellation.
-    while (heap.length > 0 && !this.buckets.has(heap[0] as number)) pop(heap);
-    const next = heap[0];
-    if (next !== undefined) this.arm(next);
+    this.count -= due.length;
+    // Fire in due order; callbacks may schedule or cancel timers.
+    due.sort((a, b) => a.due - b.due);
+    for (const timer of due) timer.callback();
+    this.rearm();
   };
-}
 
-function push(heap: number[], value: number): void {
-  heap.push(value);
-  let i = heap.length - 1;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    if ((heap[parent] as number) <= value) break;
-    heap[i] = heap[parent] as number;
-    i = parent;
-  }
-  heap[i] = value;
-}
-
-function pop(heap: number[]): number {
-  const top = heap[0] as number;
-  const last = heap.pop() as number;
-  if (heap.length > 0) {
-    let i = 0;
-    const n = heap.length;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && (heap[r] as number) < (heap[l] as number) ? r : l;
-      if ((heap[c] as number) >= last) break;
-      heap[i] = heap[c] as number;
-      i = c;
+  /** Arms the Node timer for the earliest head of all lists (callbacks may have armed it for a later one). */
+  private rearm(): void {
+    let next = Infinity;
+    for (const list of this.lists.values()) {
+      if (list.head !== undefined && list.head.due < next) next = list.head.due;
     }
-    heap[i] = last;
+    if (next !== Infinity && next !== this.armedAt) this.arm(next);
   }
-  return top;
 }

@@ -15,10 +15,11 @@
  */
 import { systemClock, type Clock } from '../clock.js';
 import { isDependencyFailure } from '../classify.js';
-import { CircuitOpenError, isBulwarkError, InvalidOptionError } from '../errors.js';
+import { CircuitOpenError, fastError, isBulwarkError, InvalidOptionError } from '../errors.js';
 import { PolicyEvents } from '../events.js';
 import * as check from '../options.js';
 import { PolicyBase, type Chain } from '../policy.js';
+import { rejectSoon } from '../reject-soon.js';
 import type { Scope } from '../scope.js';
 import { CountWindow, TimeWindow, type OutcomeCounts, type OutcomeWindow } from './outcome-window.js';
 
@@ -120,18 +121,24 @@ export class CircuitBreakerPolicy extends PolicyBase {
     return this.current;
   }
 
-  async run<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
+  run<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
     const generation = this.admit();
+    if (generation < 0) return rejectSoon(this.reject(generation === ISOLATED ? undefined : this.openUntil - this.clock.now()));
+    return this.runAdmitted(chain, scope, index, generation);
+  }
+
+  private runAdmitted<T>(chain: Chain<T>, scope: Scope, index: number, generation: number): Promise<T> {
     const start = this.tracksSlow ? this.clock.now() : 0;
-    let result: T;
-    try {
-      result = await chain.next(scope, index);
-    } catch (error) {
-      if (generation === this.generation) this.onError(error, scope, start);
-      throw error;
-    }
-    if (generation === this.generation) this.record(false, this.isSlow(start));
-    return result;
+    return chain.next(scope, index).then(
+      (value) => {
+        if (generation === this.generation) this.record(false, this.isSlow(start));
+        return value;
+      },
+      (error: unknown) => {
+        if (generation === this.generation) this.onError(error, scope, start);
+        throw error;
+      },
+    );
   }
 
   /** Forces the breaker open until `reset()`: every call is refused. */
@@ -155,33 +162,36 @@ export class CircuitBreakerPolicy extends PolicyBase {
     };
   }
 
-  /** Admits a call or throws `CircuitOpenError`; returns the generation the call belongs to. */
+  /** Admits a call: returns the generation it belongs to, or `REFUSED` / `ISOLATED`. */
   private admit(): number {
     switch (this.current) {
       case 'closed':
         return this.generation;
-      case 'open': {
-        const left = this.openUntil - this.clock.now();
-        if (left > 0) throw this.reject(left);
+      case 'open':
+        if (this.clock.now() < this.openUntil) return REFUSED;
         this.transition('half-open');
         return this.admitProbe();
-      }
       case 'half-open':
         return this.admitProbe();
       case 'isolated':
-        throw this.reject(undefined);
+        return ISOLATED;
     }
   }
 
   private admitProbe(): number {
-    if (this.probesAdmitted >= this.halfOpenCalls) throw this.reject(undefined);
+    if (this.probesAdmitted >= this.halfOpenCalls) return REFUSED;
     this.probesAdmitted++;
     return this.generation;
   }
 
   private reject(retryAfterMs: number | undefined): CircuitOpenError {
     if (this.events.wants('rejected')) this.events.emit('rejected', { state: this.current });
-    return new CircuitOpenError(this.name, this.current === 'isolated', retryAfterMs);
+    const isolated = this.current === 'isolated';
+    return fastError(CircuitOpenError, 'BULWARK_CIRCUIT_OPEN', `circuit breaker "${this.name}" is ${isolated ? 'isolated' : 'open'}`, {
+      breaker: this.name,
+      isolated,
+      retryAfterMs: retryAfterMs !== undefined && retryAfterMs > 0 ? retryAfterMs : undefined,
+    });
   }
 
   private onError(error: unknown, scope: Scope, start: number): void {
@@ -253,6 +263,9 @@ export class CircuitBreakerPolicy extends PolicyBase {
     }
   }
 }
+
+const REFUSED = -1;
+const ISOLATED = -2;
 
 function positivePercentage(policy: string, option: string, value: number): number {
   check.percentage(policy, option, value);

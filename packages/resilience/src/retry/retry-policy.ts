@@ -72,21 +72,33 @@ export class RetryPolicy extends PolicyBase {
     this.on = this.events.on.bind(this.events);
   }
 
-  async run<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
+  run<T>(chain: Chain<T>, scope: Scope, index: number): Promise<T> {
     this.budget?.recordRequest();
+    // The first attempt is a plain `then`: on the success path that is the whole cost of this policy.
+    const first = scope.attempt === 1 ? scope : scope.child(scope.deadline, 1);
+    return chain.next(first, index).then(undefined, (error: unknown) => {
+      if (first !== scope) first.dispose();
+      return this.retryAfter(error, chain, scope, index);
+    });
+  }
+
+  /** Attempts 2 and on, after the first failed with `error`. */
+  private async retryAfter<T>(error: unknown, chain: Chain<T>, scope: Scope, index: number): Promise<T> {
     let previousDelay = 0;
+    let lastError = error;
     for (let attempt = 1; ; attempt++) {
-      const attemptScope = attempt === 1 && scope.attempt === 1 ? scope : scope.child(scope.deadline, attempt);
+      const delay = this.nextDelay(lastError, attempt, scope, previousDelay);
+      if (delay < 0) throw lastError;
+      previousDelay = delay;
+      if (this.events.wants('retry')) this.events.emit('retry', { attempt, delayMs: delay, error: lastError });
+      await scope.sleep(delay);
+      const attemptScope = scope.child(scope.deadline, attempt + 1);
       try {
         return await chain.next(attemptScope, index);
-      } catch (error) {
-        const delay = this.nextDelay(error, attempt, scope, previousDelay);
-        if (delay < 0) throw error;
-        previousDelay = delay;
-        if (this.events.wants('retry')) this.events.emit('retry', { attempt, delayMs: delay, error });
-        await scope.sleep(delay);
+      } catch (e) {
+        lastError = e;
       } finally {
-        if (attemptScope !== scope) attemptScope.dispose();
+        attemptScope.dispose();
       }
     }
   }

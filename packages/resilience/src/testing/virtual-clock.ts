@@ -85,6 +85,7 @@ export class VirtualClock implements Clock {
   /** Fires timers until none is left (bounded, so a timer loop cannot hang a test). */
   async runAll(maxTimers = 10_000): Promise<void> {
     for (let n = 0; n < maxTimers; n++) {
+      await flushMicrotasks();
       const next = this.timers[0];
       if (next === undefined) return;
       await this.advance(next.due - this.time);
