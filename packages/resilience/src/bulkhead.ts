@@ -125,7 +125,7 @@ export class BulkheadPolicy extends PolicyBase {
       };
       const stopAbort = scope.onAbort((reason) => {
         leave();
-        reject(reason as Error);
+        reject(reason);
       });
       const waitMs = Math.min(this.maxQueueWaitMs, scope.remaining());
       if (waitMs !== Infinity) {

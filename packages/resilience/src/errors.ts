@@ -58,7 +58,7 @@ export class BulwarkError extends Error {
 
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (!isBulwarkError(value)) return false;
-    const code = (this as typeof BulwarkError).code;
+    const code = (this).code;
     return code === undefined || value.code === code;
   }
 }

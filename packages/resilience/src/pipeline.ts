@@ -76,7 +76,7 @@ export function pipeline(...policies: Policy[]): Pipeline;
 export function pipeline(...args: [PipelineRoles] | Policy[]): Pipeline {
   const [first] = args;
   if (args.length === 1 && first !== undefined && !isPolicy(first)) {
-    const roles = first as PipelineRoles;
+    const roles = first;
     for (const key of Object.keys(roles)) {
       if (!(defaultOrder as readonly string[]).includes(key)) {
         throw new InvalidOptionError('pipeline', key, '(a policy)', `one of the roles ${defaultOrder.join(', ')}`);

@@ -52,7 +52,7 @@ export class Chain<T> {
       const result = this.fn(scope);
       return result instanceof Promise ? (result as Promise<T>) : Promise.resolve(result);
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(error);
     }
   }
 }

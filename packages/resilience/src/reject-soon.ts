@@ -6,5 +6,5 @@
  * attached it. Used on every fast-fail path.
  */
 export function rejectSoon<T>(error: unknown): Promise<T> {
-  return new Promise<T>((_, reject) => queueMicrotask(() => reject(error as Error)));
+  return new Promise<T>((_, reject) => queueMicrotask(() => reject(error)));
 }

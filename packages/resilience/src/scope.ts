@@ -227,7 +227,7 @@ export class Scope implements CallContext {
           },
           (error: unknown) => {
             this.hook = undefined;
-            reject(error as Error);
+            reject(error);
           },
         );
       } else {
@@ -239,7 +239,7 @@ export class Scope implements CallContext {
           },
           (error: unknown) => {
             stop();
-            reject(error as Error);
+            reject(error);
           },
         );
       }
@@ -253,7 +253,7 @@ export class Scope implements CallContext {
     return new Promise<void>((resolve, reject) => {
       const stop = this.onAbort((reason) => {
         timer.cancel();
-        reject(reason as Error);
+        reject(reason);
       });
       const timer = this.clock.setTimer(() => {
         stop();

@@ -77,7 +77,7 @@ export class TimeoutPolicy extends PolicyBase {
         (error: unknown) => {
           timer.cancel();
           child.dispose();
-          reject(error as Error);
+          reject(error);
         },
       );
     });

@@ -209,10 +209,14 @@ export class CircuitBreakerPolicy extends PolicyBase {
 
   private record(failure: boolean, slow: boolean): void {
     if (this.current === 'closed') {
-      this.window.record(failure, slow);
-      if (!failure && !slow) return;
-      const { calls, failures, slow: slowCalls } = this.window.counts();
+      const window = this.window;
+      window.record(failure, slow);
+      // A success cannot raise a rate, but it can bring the window up to minimumCalls.
+      if (!failure && !slow && window.failures === 0 && window.slow === 0) return;
+      const calls = window.calls;
       if (calls < this.minimumCalls) return;
+      const failures = window.failures;
+      const slowCalls = window.slow;
       const failureRate = (failures * 100) / calls;
       const slowCallRate = (slowCalls * 100) / calls;
       if (failureRate >= this.failureRateThreshold || slowCallRate >= this.slowCallRateThreshold) {

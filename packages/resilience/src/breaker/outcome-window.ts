@@ -11,7 +11,7 @@ export interface OutcomeCounts {
   slow: number;
 }
 
-export interface OutcomeWindow {
+export interface OutcomeWindow extends Readonly<OutcomeCounts> {
   record(failure: boolean, slow: boolean): void;
   counts(): OutcomeCounts;
   clear(): void;
@@ -24,9 +24,9 @@ const SLOW = 2;
 export class CountWindow implements OutcomeWindow {
   private readonly ring: Uint8Array;
   private next = 0;
-  private calls = 0;
-  private failures = 0;
-  private slow = 0;
+  calls = 0;
+  failures = 0;
+  slow = 0;
 
   constructor(readonly size: number) {
     this.ring = new Uint8Array(size);
@@ -72,8 +72,20 @@ export class TimeWindow implements OutcomeWindow {
     if (slow) this.sliding.add(2);
   }
 
+  get calls(): number {
+    return this.sliding.total(0);
+  }
+
+  get failures(): number {
+    return this.sliding.total(1);
+  }
+
+  get slow(): number {
+    return this.sliding.total(2);
+  }
+
   counts(): OutcomeCounts {
-    return { calls: this.sliding.total(0), failures: this.sliding.total(1), slow: this.sliding.total(2) };
+    return { calls: this.calls, failures: this.failures, slow: this.slow };
   }
 
   clear(): void {
