@@ -271,54 +271,46 @@ describe('circuitBreaker', () => {
           openDuration: { baseMs: c.baseMs, multiplier: c.multiplier, maxMs },
         });
         // The reference model, written from the documented rules.
-        let state: 'closed' | 'open' | 'half-open' = 'closed';
-        let window: boolean[] = [];
-        let openUntil = 0;
-        let opens = 0;
-        let probes = 0;
+        const m = { state: 'closed' as 'closed' | 'open' | 'half-open', window: [] as boolean[], openUntil: 0, opens: 0, probes: 0 };
         const open = (): void => {
-          state = 'open';
-          opens++;
-          openUntil = clock.now() + Math.min(maxMs, c.baseMs * c.multiplier ** (opens - 1));
+          m.state = 'open';
+          m.opens++;
+          m.openUntil = clock.now() + Math.min(maxMs, c.baseMs * c.multiplier ** (m.opens - 1));
+        };
+        const halfOpenIfDue = (): void => {
+          if (m.state === 'open' && clock.now() >= m.openUntil) {
+            m.state = 'half-open';
+            m.probes = 0;
+          }
         };
         for (const s of steps) {
           if (s.kind === 'wait') {
             await clock.advance(s.ms);
             continue;
           }
-          let expectAdmit = true;
-          if (state === 'open') {
-            if (clock.now() < openUntil) expectAdmit = false;
-            else {
-              state = 'half-open';
-              probes = 0;
-            }
-          }
+          halfOpenIfDue();
+          const expectAdmit = m.state !== 'open';
           const outcome = s.kind === 'ok' ? 'ok' : s.kind === 'fail' ? 'fail' : boom(400);
           const admitted = (await call(breaker, clock, outcome)) === 'admitted';
           assert.equal(admitted, expectAdmit);
-          if (!admitted) continue;
-          const failed = s.kind === 'fail';
-          if (state === 'closed') {
-            window.push(failed);
-            if (window.length > c.size) window.shift();
-            const failures = window.filter(Boolean).length;
-            if (window.length >= c.minimumCalls && (failures * 100) / window.length >= c.threshold) open();
-          } else if (state === 'half-open') {
-            if (failed) open();
-            else if (++probes >= c.halfOpenCalls) {
-              state = 'closed';
-              opens = 0;
-              window = [];
+          if (admitted) {
+            const failed = s.kind === 'fail';
+            if (m.state === 'closed') {
+              m.window.push(failed);
+              if (m.window.length > c.size) m.window.shift();
+              const failures = m.window.filter(Boolean).length;
+              if (m.window.length >= c.minimumCalls && (failures * 100) / m.window.length >= c.threshold) open();
+            } else if (m.state === 'half-open') {
+              if (failed) open();
+              else if (++m.probes >= c.halfOpenCalls) {
+                m.state = 'closed';
+                m.opens = 0;
+                m.window = [];
+              }
             }
           }
-          const actual = breaker.state;
-          const expected = state === 'open' && clock.now() >= openUntil ? 'half-open' : state;
-          assert.equal(actual, expected);
-          if (expected === 'half-open' && state === 'open') {
-            state = 'half-open';
-            probes = 0;
-          }
+          halfOpenIfDue();
+          assert.equal(breaker.state, m.state);
         }
       }),
       { numRuns: 200 },
