@@ -39,3 +39,29 @@ export {
 export { bulkhead, BulkheadPolicy, type BulkheadOptions, type BulkheadEvents, type BulkheadStats } from './bulkhead.js';
 export { fallback, FallbackPolicy, type FallbackOptions, type FallbackEvents, type FallbackHandler } from './fallback.js';
 export { pipeline, Pipeline, defaultOrder, type PipelineRoles } from './pipeline.js';
+export {
+  rateLimiter,
+  RateLimiterPolicy,
+  MemoryRateLimitStore,
+  rateLimitRule,
+  tokenBucket,
+  slidingWindow,
+  fixedWindow,
+  leakyBucket,
+  type RateLimiterOptions,
+  type RateLimiterEvents,
+  type RateLimitStore,
+  type RateLimitDecision,
+  type MemoryRateLimitStoreOptions,
+  type RateLimitRule,
+  type RateLimitRuleInput,
+  type RateLimitAlgorithm,
+  type TokenBucketOptions,
+  type TokenBucketRule,
+  type SlidingWindowOptions,
+  type SlidingWindowRule,
+  type FixedWindowOptions,
+  type FixedWindowRule,
+  type LeakyBucketOptions,
+  type LeakyBucketRule,
+} from './rate-limit/index.js';
