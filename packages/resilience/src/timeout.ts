@@ -67,7 +67,13 @@ export class TimeoutPolicy extends PolicyBase {
     const timer = this.clock.setTimer(() => this.fire(child, final), deadline - now);
     const inner = this.propagate ? runInScope(child, next, chain, child, index) : chain.next(child, index);
     return new Promise<T>((resolve, reject) => {
-      child.setHook(reject);
+      // Aborted from outside (caller, outer deadline): the timer has nothing left to bound.
+      // Without this, an operation that ignores its signal kept the timer armed and a
+      // `timeout` event fired later for a call already over.
+      child.setHook((reason) => {
+        timer.cancel();
+        reject(reason as Error);
+      });
       inner.then(
         (value) => {
           timer.cancel();

@@ -46,6 +46,8 @@ export class Backoff {
   /** The ceiling `min(cap, base * m^n)` for retry `n` (0-based). */
   ceiling(n: number): number {
     if (this.kind === 'constant') return Math.min(this.capMs, this.baseMs);
+    // `m^n` overflows to Infinity for large n, and 0 * Infinity is NaN: a zero base stays zero.
+    if (this.baseMs === 0) return 0;
     return Math.min(this.capMs, this.baseMs * this.multiplier ** n);
   }
 
