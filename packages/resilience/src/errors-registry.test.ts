@@ -14,7 +14,7 @@ describe('error registry', () => {
         .filter((line) => line.startsWith('| `BULWARK_'))
         .map((line) => {
           const cells = line.split('|').map((c) => c.trim().replaceAll('`', ''));
-          return [cells[1], { className: cells[2], status: Number(cells[3]), retryable: cells[4] === 'yes' }] as const;
+          return [cells[1] ?? '', { className: cells[2] ?? '', status: Number(cells[3]), retryable: cells[4] === 'yes' }] as const;
         }),
     );
     assert.deepEqual([...rows.keys()].sort(), Object.keys(errorCodes).sort(), 'the README table lists exactly the registered codes');

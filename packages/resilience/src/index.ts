@@ -65,3 +65,4 @@ export {
   type LeakyBucketOptions,
   type LeakyBucketRule,
 } from './rate-limit/index.js';
+export { hedge, HedgePolicy, HedgeBudget, LatencyQuantile, type HedgeOptions, type HedgeEvents, type QuantileDelay, type HedgeBudgetOptions, type HedgeBudgetSnapshot, type LatencyQuantileOptions } from './hedge/index.js';
