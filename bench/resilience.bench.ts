@@ -15,7 +15,8 @@
  *   open reject          Bulwark isolated breaker refusing a call (caught)
  *   cockatiel open       cockatiel isolated breaker refusing a call (caught)
  *
- * The last line is one JSON object of figures.
+ * `@bulwark/resilience` is imported from its compiled `dist/` (the script builds it first), as a
+ * user would run it; only this file goes through tsx. The last line is one JSON object of figures.
  */
 import {
   bulkhead as cBulkhead,
