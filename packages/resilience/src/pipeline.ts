@@ -15,7 +15,8 @@
  * - the **rate limiter** is outside the bulkhead so a refused call never waits for a slot;
  * - the **bulkhead** is outside the per-attempt **timeout**: time spent queueing is bounded by the
  *   bulkhead's own `maxQueueWaitMs`, and the timeout measures the dependency, not the queue;
- * - **hedge** is innermost: extra attempts share the attempt's slot and timeout.
+ * - **hedge** is innermost: extra attempts share the attempt's slot and timeout. Hedges take no
+ *   bulkhead slot of their own, so the extra concurrency they add is bounded by the hedge budget.
  */
 import { InvalidOptionError } from './errors.js';
 import { executeStages, type Operation, type Policy, type Stage } from './policy.js';

@@ -1,19 +1,4 @@
-/**
- * A retry budget: retries may add at most `ratio` of the recent requests, plus
- * a small floor of `minRetriesPerSecond` so a quiet client can still retry.
- * It is what keeps retries from multiplying an outage (Finagle's RetryBudget,
- * gRPC's retry throttling). One budget is shared by every call to one
- * dependency, usually across several retry policies.
- *
- * Counts live in a ring of `buckets` time slices covering `windowMs`; nothing
- * is stored per request.
- *
- * @example
- * ```ts
- * const budget = new RetryBudget({ ratio: 0.1, minRetriesPerSecond: 5 });
- * const call = retry({ maxAttempts: 3, budget });
- * ```
- */
+/** Retry budgets: how much extra load retries may add. */
 import { systemClock, type Clock } from '../clock.js';
 import * as check from '../options.js';
 import { SlidingCounts } from '../sliding-counts.js';
@@ -37,6 +22,22 @@ export interface RetryBudgetSnapshot {
   available: number;
 }
 
+/**
+ * A retry budget: retries may add at most `ratio` of the recent requests, plus
+ * a small floor of `minRetriesPerSecond` so a quiet client can still retry.
+ * It is what keeps retries from multiplying an outage (Finagle's RetryBudget,
+ * gRPC's retry throttling). One budget is shared by every call to one
+ * dependency, usually across several retry policies.
+ *
+ * Counts live in a ring of `buckets` time slices covering `windowMs`; nothing
+ * is stored per request.
+ *
+ * @example
+ * ```ts
+ * const budget = new RetryBudget({ ratio: 0.1, minRetriesPerSecond: 5 });
+ * const call = retry({ maxAttempts: 3, budget });
+ * ```
+ */
 export class RetryBudget {
   readonly ratio: number;
   readonly minRetriesPerSecond: number;
