@@ -57,8 +57,10 @@ export class BulwarkError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // A user's own subclass (no `code` of its own) is judged by its prototype chain, as usual.
+    if (!Object.hasOwn(this, 'code')) return Function.prototype[Symbol.hasInstance].call(this, value);
     if (!isBulwarkError(value)) return false;
-    const code = (this).code;
+    const code = this.code;
     return code === undefined || value.code === code;
   }
 }
@@ -168,7 +170,7 @@ export class HedgeLostError extends BulwarkError {
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'symbol' || typeof value === 'bigint' || value === undefined || value === null) return String(value);
   if (typeof value === 'function') return 'a function';
   try {
     return JSON.stringify(value);

@@ -3,7 +3,8 @@
  * A fallback answer is degraded, not a success: the `fallback` event says so,
  * and telemetry counts it apart.
  *
- * The caller's own cancellation is never replaced by a fallback.
+ * The caller's own cancellation is never replaced by a fallback, and neither
+ * is a failure that arrives after the call's deadline: nobody waits for it.
  */
 import { systemClock, type Clock } from './clock.js';
 import { PolicyEvents } from './events.js';
@@ -47,8 +48,8 @@ export class FallbackPolicy extends PolicyBase {
     try {
       return await chain.next(scope, index);
     } catch (error) {
-      const cancelledByCaller = scope.aborted && scope.reason === error;
-      if (cancelledByCaller || !this.when(error)) throw error;
+      // Once the call's scope is aborted (its caller gave up, or its deadline passed) nobody waits for an answer.
+      if (scope.aborted || !this.when(error)) throw error;
       let value: unknown;
       try {
         value = await this.handler(error, scope);

@@ -13,6 +13,7 @@ import {
   retry,
   timeout,
   TimeoutError,
+  outgoingDeadlineHeader,
   type CallContext,
 } from './index.js';
 import { VirtualClock } from './testing/index.js';
@@ -168,6 +169,15 @@ describe('pipeline', () => {
     const outcome = assert.rejects(result, DeadlineExceededError);
     await clock.advance(40);
     await outcome;
+    assert.equal(clock.pendingTimers(), 0);
+  });
+
+  it('makes a per-call timeoutMs ambient for nested calls and outgoing headers', async () => {
+    const clock = new VirtualClock(1_000);
+    const policy = retry({ clock, maxAttempts: 1 });
+    const inner = retry({ clock, maxAttempts: 1 });
+    const seen = await policy.execute(() => inner.execute((ctx) => ({ deadline: ctx.deadline, header: outgoingDeadlineHeader() })), { timeoutMs: 300 });
+    assert.deepEqual(seen, { deadline: 1_300, header: '300' });
     assert.equal(clock.pendingTimers(), 0);
   });
 });

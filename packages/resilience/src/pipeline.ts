@@ -6,8 +6,10 @@
  *   deadline → fallback → retry → breaker → rateLimiter → bulkhead → timeout → hedge
  *
  * - the **deadline** is outermost so that it bounds everything, retries and waits included;
- * - **fallback** sits outside retry so it answers only once retries are spent, and inside the
- *   deadline so it still answers when time runs out;
+ * - **fallback** sits outside retry so it answers only once retries are spent (or the breaker,
+ *   bulkhead or limiter refused), and inside the deadline, which bounds it too: when the total
+ *   deadline passes the call fails with `DeadlineExceededError` (put a fallback outside the
+ *   deadline if even that must be answered);
  * - **retry** is outside the breaker, so each attempt is judged by the breaker, and an open
  *   breaker fails the attempt fast (`CircuitOpenError` is not retryable);
  * - the **breaker** is outside the rate limiter and bulkhead: their refusals are not the

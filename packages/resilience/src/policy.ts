@@ -8,7 +8,7 @@
 import type { Clock } from './clock.js';
 import { DeadlineExceededError } from './errors.js';
 import { rejectSoon } from './reject-soon.js';
-import { Scope, type CallContext, type ExecuteOptions } from './scope.js';
+import { runInScope, Scope, type CallContext, type ExecuteOptions } from './scope.js';
 
 /** The function a policy runs. It may return a value or a promise. */
 export type Operation<T> = (ctx: CallContext) => T | PromiseLike<T>;
@@ -81,9 +81,15 @@ export function executeStages<T>(stages: readonly Stage[], clock: Clock, fn: Ope
     scope.markAbortable();
     timer = clock.setTimer(() => scope.abort(new DeadlineExceededError()), left);
   }
-  const result = new Chain(stages, fn).next(scope, 0);
+  // A per-call budget is ambient like a deadline policy's, so nested calls and outgoing headers see it.
+  const chain = new Chain(stages, fn);
+  const result = ownDeadline ? runInScope(scope, startChain, chain, scope) : chain.next(scope, 0);
   const raced = ownDeadline || options?.signal !== undefined ? scope.race(result) : result;
   return settle(scope, raced, timer);
+}
+
+function startChain<T>(chain: Chain<T>, scope: Scope): Promise<T> {
+  return chain.next(scope, 0);
 }
 
 async function settle<T>(scope: Scope, result: Promise<T>, timer?: { cancel(): void }): Promise<T> {

@@ -72,7 +72,7 @@ export class TimeoutPolicy extends PolicyBase {
       // `timeout` event fired later for a call already over.
       child.setHook((reason) => {
         timer.cancel();
-        reject(reason as Error);
+        reject(reason);
       });
       inner.then(
         (value) => {

@@ -17,6 +17,8 @@ class QueuedTimer implements Timer {
   prev: QueuedTimer | undefined = undefined;
   next: QueuedTimer | undefined = undefined;
   list: TimerList | undefined;
+  /** Set by `cancel()`: a timer already taken out of its list for firing must still not fire. */
+  cancelled = false;
 
   constructor(
     readonly queue: TimerQueue,
@@ -28,6 +30,7 @@ class QueuedTimer implements Timer {
   }
 
   cancel(): void {
+    this.cancelled = true;
     if (this.list !== undefined) this.queue.remove(this);
   }
 }
@@ -113,10 +116,20 @@ export class TimerQueue {
       if (list.head === undefined) this.lists.delete(delay);
     }
     this.count -= due.length;
-    // Fire in due order; callbacks may schedule or cancel timers.
+    // Fire in due order; callbacks may schedule or cancel timers, even ones of this batch.
     due.sort((a, b) => a.due - b.due);
-    for (const timer of due) timer.callback();
+    let failure: { error: unknown } | undefined;
+    for (const timer of due) {
+      if (timer.cancelled) continue;
+      try {
+        timer.callback();
+      } catch (error) {
+        // One throwing callback must not cost the rest of the batch; it surfaces after, as a timer's would.
+        failure ??= { error };
+      }
+    }
     this.rearm();
+    if (failure !== undefined) throw failure.error;
   };
 
   /** Arms the Node timer for the earliest head of all lists (callbacks may have armed it for a later one). */

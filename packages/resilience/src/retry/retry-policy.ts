@@ -91,7 +91,12 @@ export class RetryPolicy extends PolicyBase {
       if (delay < 0) throw lastError;
       previousDelay = delay;
       if (this.events.wants('retry')) this.events.emit('retry', { attempt, delayMs: delay, error: lastError });
-      await scope.sleep(delay);
+      try {
+        await scope.sleep(delay);
+      } catch (reason) {
+        if (this.events.wants('giveUp')) this.events.emit('giveUp', { attempts: attempt, reason: 'aborted', error: lastError });
+        throw reason;
+      }
       const attemptScope = scope.child(scope.deadline, attempt + 1);
       try {
         return await chain.next(attemptScope, index);
