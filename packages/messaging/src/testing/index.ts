@@ -1,0 +1,2 @@
+/** Test support: the transport conformance suite and its helpers. */
+export { describeTransportConformance, DeliveryLog, testEnvelope, type ConformanceOptions } from './transport-conformance.js';

@@ -1,0 +1,4 @@
+import { describeStoreContract } from './testing/index.js';
+
+describeStoreContract('sqlite');
+describeStoreContract('postgres');
