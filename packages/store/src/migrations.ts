@@ -1,28 +1,37 @@
 /**
- * Append-only, per-module migrations. Each module lists its migrations in
- * order; the store applies the ones not yet applied, each in its own
- * transaction, under a lock so that several processes starting at once apply
- * each migration once. The store records each applied id at its position and
- * refuses to start when the code no longer lists it there (removed, renamed
- * or reordered). Editing an applied migration's body is not detected (a
- * function's source differs between build tools); review it as append-only.
+ * Append-only migrations, in named sets. A module's own tables are one set;
+ * a library that keeps tables in the module's database (the outbox and inbox
+ * of `@bulwark/messaging`, saga state) ships its own set, so it can add
+ * migrations later without touching the module's list.
+ *
+ * The store applies the migrations not yet applied, each in its own
+ * transaction, under a lock, so several processes starting at once apply
+ * each migration once. It records every applied id at its position in its
+ * set and refuses to start when the code no longer lists it there (removed,
+ * renamed or reordered). Editing an applied migration's body is not detected
+ * (a function's source differs between build tools): review it as
+ * append-only.
  *
  * @example
  * ```ts
  * const migrations: Migration[] = [
  *   { id: '20261123T1800_create_orders', up: (db) => db.schema.createTable('orders').addColumn('id', 'text', (c) => c.primaryKey()).execute() },
  * ];
+ * await openStore({ module: 'orders', url, migrations: { orders: migrations, messaging: messagingMigrations } });
  * ```
  */
 import { sql, type Kysely } from 'kysely';
 import { MigrationMismatchError, StoreConfigError } from './errors.js';
 
-/** One step of a module's schema. `up` receives a transaction and the dialect. */
+/** One step of a schema. `up` receives a transaction and the dialect. */
 export interface Migration {
-  /** Unique and ordered: a timestamp and a name, e.g. `20261123T1800_create_orders`. */
+  /** Unique in its set and ordered: a timestamp and a name, e.g. `20261123T1800_create_orders`. */
   readonly id: string;
   up(db: Kysely<unknown>, dialect: 'sqlite' | 'postgres'): Promise<unknown>;
 }
+
+/** A module's migrations: one list (the set named for the module), or named sets. */
+export type Migrations = readonly Migration[] | Readonly<Record<string, readonly Migration[]>>;
 
 export interface MigrationReport {
   applied: string[];
@@ -31,15 +40,21 @@ export interface MigrationReport {
 
 const TABLE = 'bulwark_migrations';
 
-export function checkMigrations(module: string, migrations: readonly Migration[]): void {
-  const seen = new Set<string>();
-  for (const [i, m] of migrations.entries()) {
-    if (typeof m?.id !== 'string' || m.id === '' || typeof m.up !== 'function') {
-      throw new StoreConfigError(`migrations[${i}]`, `of module "${module}" must have a non-empty string id and an up function`);
+/** Normalises `migrations` to named sets, checking ids. */
+export function migrationSets(module: string, migrations: Migrations): [string, readonly Migration[]][] {
+  const sets: [string, readonly Migration[]][] = Array.isArray(migrations) ? [[module, migrations as readonly Migration[]]] : Object.entries(migrations);
+  for (const [name, list] of sets) {
+    if (!Array.isArray(list)) throw new StoreConfigError(`migrations.${name}`, 'must be an array of migrations');
+    const seen = new Set<string>();
+    for (const [i, m] of list.entries()) {
+      if (typeof m?.id !== 'string' || m.id === '' || typeof m.up !== 'function') {
+        throw new StoreConfigError(`migrations.${name}[${i}]`, 'must have a non-empty string id and an up function');
+      }
+      if (seen.has(m.id)) throw new StoreConfigError(`migrations.${name}[${i}]`, `id "${m.id}" appears twice`);
+      seen.add(m.id);
     }
-    if (seen.has(m.id)) throw new StoreConfigError(`migrations[${i}]`, `id "${m.id}" of module "${module}" appears twice`);
-    seen.add(m.id);
   }
+  return sets;
 }
 
 /**
@@ -50,42 +65,46 @@ export function checkMigrations(module: string, migrations: readonly Migration[]
 export async function migrate(
   module: string,
   dialect: 'sqlite' | 'postgres',
-  migrations: readonly Migration[],
+  migrations: Migrations,
   lock: <T>(fn: (tx: Kysely<unknown>) => Promise<T>) => Promise<T>,
 ): Promise<MigrationReport> {
-  checkMigrations(module, migrations);
+  const sets = migrationSets(module, migrations);
   // Under the lock: two processes creating the table at once would collide on Postgres's catalog.
   await lock((tx) =>
     tx.schema
       .createTable(TABLE)
       .ifNotExists()
-      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('set_name', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', (c) => c.notNull())
       .addColumn('position', 'integer', (c) => c.notNull())
       .addColumn('applied_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('bulwark_migrations_pk', ['set_name', 'id'])
       .execute(),
   );
   const applied: string[] = [];
   let alreadyApplied = 0;
-  for (const [position, migration] of migrations.entries()) {
-    const done = await lock(async (tx) => {
-      const rows = await sql<{ id: string; position: number }>`select id, position from ${sql.table(TABLE)} order by position`.execute(tx);
-      const recorded = rows.rows;
-      verifyPrefix(module, migrations, recorded);
-      if (recorded.length > position) return false;
-      await migration.up(tx, dialect);
-      await sql`insert into ${sql.table(TABLE)} (id, position, applied_at) values (${migration.id}, ${position}, ${new Date().toISOString()})`.execute(tx);
-      return true;
-    });
-    if (done) applied.push(migration.id);
-    else alreadyApplied++;
+  for (const [set, list] of sets) {
+    for (const [position, migration] of list.entries()) {
+      const done = await lock(async (tx) => {
+        const rows = await sql<{ id: string; position: number }>`select id, position from ${sql.table(TABLE)} where set_name = ${set} order by position`.execute(tx);
+        verifyPrefix(module, set, list, rows.rows);
+        if (rows.rows.length > position) return false;
+        await migration.up(tx, dialect);
+        await sql`insert into ${sql.table(TABLE)} (set_name, id, position, applied_at) values (${set}, ${migration.id}, ${position}, ${new Date().toISOString()})`.execute(tx);
+        return true;
+      });
+      if (done) applied.push(set === module ? migration.id : `${set}:${migration.id}`);
+      else alreadyApplied++;
+    }
   }
   return { applied, alreadyApplied };
 }
 
-function verifyPrefix(module: string, migrations: readonly Migration[], recorded: readonly { id: string; position: number }[]): void {
+function verifyPrefix(module: string, set: string, migrations: readonly Migration[], recorded: readonly { id: string; position: number }[]): void {
+  const where = set === module ? '' : ` (set "${set}")`;
   for (const row of recorded) {
     const m = migrations[Number(row.position)];
-    if (m === undefined) throw new MigrationMismatchError(module, row.id, 'is applied in the database but missing from the code');
-    if (m.id !== row.id) throw new MigrationMismatchError(module, row.id, `is applied at position ${row.position}, where the code now has "${m.id}"`);
+    if (m === undefined) throw new MigrationMismatchError(module, row.id, `is applied in the database but missing from the code${where}`);
+    if (m.id !== row.id) throw new MigrationMismatchError(module, row.id, `is applied at position ${row.position}${where}, where the code now has "${m.id}"`);
   }
 }

@@ -23,7 +23,7 @@
 import { EventEmitter } from 'node:events';
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import { StoreConfigError } from './errors.js';
-import { migrate, type Migration, type MigrationReport } from './migrations.js';
+import { migrate, migrationSets, type MigrationReport, type Migrations } from './migrations.js';
 import { CommitListener } from './postgres/commit-listener.js';
 import { createPool, ensureSchema } from './postgres/postgres-pool.js';
 import { ImmediateSqliteDialect } from './sqlite/immediate-sqlite-dialect.js';
@@ -37,8 +37,8 @@ export interface StoreOptions {
   module: string;
   /** `sqlite:<file>`, `sqlite::memory:` or `postgres://...`. */
   url: string;
-  /** The module's migrations, applied in order at open (see `Migration`). */
-  migrations?: readonly Migration[];
+  /** The module's migrations, applied in order at open: one list, or named sets (see `Migrations`). */
+  migrations?: Migrations;
   /** SQLite: `normal` (default; survives a process crash) or `full` (also survives power loss; fsync per commit). */
   durability?: Durability;
   /** SQLite: how long a writer waits for another process's write lock. Default 5 000 ms. */
@@ -83,7 +83,7 @@ export class Store<DB> {
     /** For queries outside a transaction. */
     readonly db: Kysely<DB>,
     private readonly connectionString: string | undefined,
-    private readonly migrations: readonly Migration[],
+    private readonly migrations: Migrations,
   ) {
     this.signals.setMaxListeners(0);
   }
@@ -93,6 +93,7 @@ export class Store<DB> {
     const module = checkModuleName(options.module);
     const location = parseStoreUrl(options.url);
     const migrations = options.migrations ?? [];
+    migrationSets(module, migrations);
     if (location.dialect === 'sqlite') {
       const busyTimeoutMs = options.busyTimeoutMs ?? 5_000;
       if (!(busyTimeoutMs >= 0)) throw new StoreConfigError('busyTimeoutMs', `must be a non-negative number of milliseconds, got ${String(busyTimeoutMs)}`);

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { isMigrationMismatchError, isStoreConfigError } from '../errors.js';
-import type { Migration } from '../migrations.js';
+import type { Migration, Migrations } from '../migrations.js';
 import { openStore, type Store } from '../store.js';
 import { contractMigrations, type CounterDb } from './contract-schema.js';
 import { testDatabase, type TestDatabase } from './databases.js';
@@ -44,7 +44,7 @@ export function describeStoreContract(engine: 'sqlite' | 'postgres'): void {
       databases.push(d);
       return d;
     };
-    const open = async <DB = CounterDb>(d: TestDatabase, m: readonly Migration[] = migrations): Promise<Store<DB>> => {
+    const open = async <DB = CounterDb>(d: TestDatabase, m: Migrations = migrations): Promise<Store<DB>> => {
       const store = await openStore<DB>({ module: d.module, url: d.url, migrations: m });
       stores.push(store as Store<unknown>);
       return store;
@@ -64,6 +64,18 @@ export function describeStoreContract(engine: 'sqlite' | 'postgres'): void {
       const more = await open(d, [...migrations, { id: '0003_more', up: (db) => db.schema.createTable('more').addColumn('x', 'text').execute() }]);
       const rows = await sql<{ id: string }>`select id from bulwark_migrations order by position`.execute(more.db);
       assert.deepEqual(rows.rows.map((r) => r.id), ['0001_counters', '0002_notes', '0003_more']);
+    });
+
+    it('keeps named migration sets apart, so a library can add to its own set later', async () => {
+      const d = await fresh();
+      const lib = [{ id: '0001_lib', up: (db: Parameters<Migration['up']>[0]) => db.schema.createTable('lib_items').addColumn('x', 'text').execute() }];
+      await (await open(d, { [d.module]: migrations, lib })).close();
+      const grown = [...lib, { id: '0002_lib', up: (db: Parameters<Migration['up']>[0]) => db.schema.createTable('lib_more').addColumn('y', 'text').execute() }];
+      const store = await open(d, { [d.module]: migrations, lib: grown });
+      assert.deepEqual(await store.migrate(), { applied: [], alreadyApplied: 4 });
+      const rows = await sql<{ set_name: string; id: string }>`select set_name, id from bulwark_migrations order by set_name, position`.execute(store.db);
+      const labels = rows.rows.map((r) => `${r.set_name === d.module ? 'module' : r.set_name}:${r.id}`).sort();
+      assert.deepEqual(labels, ['lib:0001_lib', 'lib:0002_lib', 'module:0001_counters', 'module:0002_notes']);
     });
 
     it('refuses to start when an applied migration was removed or reordered', async () => {
