@@ -42,11 +42,11 @@ const TABLE = 'bulwark_migrations';
 
 /** Normalises `migrations` to named sets, checking ids. */
 export function migrationSets(module: string, migrations: Migrations): [string, readonly Migration[]][] {
-  const sets: [string, readonly Migration[]][] = Array.isArray(migrations) ? [[module, migrations as readonly Migration[]]] : Object.entries(migrations);
+  const sets: [string, readonly Migration[]][] = isList(migrations) ? [[module, migrations]] : Object.entries(migrations);
   for (const [name, list] of sets) {
     if (!Array.isArray(list)) throw new StoreConfigError(`migrations.${name}`, 'must be an array of migrations');
     const seen = new Set<string>();
-    for (const [i, m] of list.entries()) {
+    for (const [i, m] of (list as readonly (Migration | undefined)[]).entries()) {
       if (typeof m?.id !== 'string' || m.id === '' || typeof m.up !== 'function') {
         throw new StoreConfigError(`migrations.${name}[${i}]`, 'must have a non-empty string id and an up function');
       }
@@ -55,6 +55,10 @@ export function migrationSets(module: string, migrations: Migrations): [string, 
     }
   }
   return sets;
+}
+
+function isList(migrations: Migrations): migrations is readonly Migration[] {
+  return Array.isArray(migrations);
 }
 
 /**
