@@ -20,14 +20,14 @@
  * });
  * ```
  */
-import { EventEmitter } from 'node:events';
+import { type EventEmitter } from 'node:events';
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import { StoreConfigError } from './errors.js';
 import { migrate, migrationSets, type MigrationReport, type Migrations } from './migrations.js';
 import { CommitListener } from './postgres/commit-listener.js';
 import { createPool, ensureSchema } from './postgres/postgres-pool.js';
-import { ImmediateSqliteDialect } from './sqlite/immediate-sqlite-dialect.js';
-import { openSqlite, type Durability } from './sqlite/open-sqlite.js';
+import { type Durability } from './sqlite/open-sqlite.js';
+import { acquireSqlite } from './sqlite/shared-sqlite.js';
 import { checkModuleName, parseStoreUrl } from './store-url.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -73,7 +73,7 @@ export interface UnitOfWork<DB> {
 }
 
 export class Store<DB> {
-  private readonly signals = new EventEmitter();
+  private readonly ownListeners: [string, () => void][] = [];
   private listener: CommitListener | undefined;
   private closed = false;
 
@@ -84,11 +84,15 @@ export class Store<DB> {
     readonly db: Kysely<DB>,
     private readonly connectionString: string | undefined,
     private readonly migrations: Migrations,
-  ) {
-    this.signals.setMaxListeners(0);
-  }
+    private readonly release: () => Promise<void>,
+    /** SQLite: the commit signals shared by every store on the same file in this process. */
+    private readonly signals: EventEmitter | undefined,
+  ) {}
 
-  /** Opens the module's store and applies its migrations. */
+  /**
+   * Opens the module's store and applies its migrations. Stores on the same
+   * SQLite file in one process share its connection (see `shared-sqlite.ts`).
+   */
   static async open<DB>(options: StoreOptions): Promise<Store<DB>> {
     const module = checkModuleName(options.module);
     const location = parseStoreUrl(options.url);
@@ -99,10 +103,14 @@ export class Store<DB> {
       if (!(busyTimeoutMs >= 0)) throw new StoreConfigError('busyTimeoutMs', `must be a non-negative number of milliseconds, got ${String(busyTimeoutMs)}`);
       const durability = options.durability ?? 'normal';
       if (durability !== 'normal' && durability !== 'full') throw new StoreConfigError('durability', `must be "normal" or "full", got ${JSON.stringify(durability)}`);
-      const database = openSqlite(location.path, { durability, busyTimeoutMs });
-      const db = new Kysely<DB>({ dialect: new ImmediateSqliteDialect({ database }) });
-      const store = new Store<DB>(module, 'sqlite', db, undefined, migrations);
-      await store.migrate();
+      const { db, signals, release } = acquireSqlite(location.path, { durability, busyTimeoutMs });
+      const store = new Store<DB>(module, 'sqlite', db as Kysely<DB>, undefined, migrations, release, signals);
+      try {
+        await store.migrate();
+      } catch (error) {
+        await store.close();
+        throw error;
+      }
       return store;
     }
     const poolSize = options.poolSize ?? 10;
@@ -115,7 +123,7 @@ export class Store<DB> {
       throw error;
     }
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-    const store = new Store<DB>(module, 'postgres', db, location.connectionString, migrations);
+    const store = new Store<DB>(module, 'postgres', db, location.connectionString, migrations, () => db.destroy(), undefined);
     try {
       await store.migrate();
     } catch (error) {
@@ -146,7 +154,7 @@ export class Store<DB> {
       }
       return value;
     });
-    if (this.dialect === 'sqlite') for (const channel of channels) this.signals.emit(channel);
+    if (this.signals !== undefined) for (const channel of channels) this.signals.emit(this.channelName(channel));
     for (const hook of hooks) {
       try {
         hook();
@@ -162,9 +170,12 @@ export class Store<DB> {
    * several commits may wake it once). Returns the function that stops it.
    */
   async onSignal(channel: string, listener: () => void): Promise<() => void> {
-    if (this.dialect === 'sqlite') {
-      this.signals.on(channel, listener);
-      return () => void this.signals.off(channel, listener);
+    const signals = this.signals;
+    if (signals !== undefined) {
+      const name = this.channelName(channel);
+      signals.on(name, listener);
+      this.ownListeners.push([name, listener]);
+      return () => void signals.off(name, listener);
     }
     this.listener ??= new CommitListener(this.connectionString as string);
     return this.listener.listen(this.channelName(channel), listener);
@@ -184,9 +195,9 @@ export class Store<DB> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.signals.removeAllListeners();
+    for (const [name, listener] of this.ownListeners) this.signals?.off(name, listener);
     await this.listener?.close();
-    await this.db.destroy();
+    await this.release();
   }
 
   private channelName(channel: string): string {

@@ -1,0 +1,104 @@
+/**
+ * The tables `@bulwark/messaging` keeps in a module's own database, as a
+ * migration set of their own: include them with
+ * `openStore({ ..., migrations: { [module]: own, messaging: messagingMigrations } })`.
+ *
+ * - `messaging_outbox`: messages written in business transactions, until the relay publishes them.
+ * - `messaging_outbox_lease`: which relay owns which partition of the outbox (per-key order).
+ * - `messaging_inbox`: (consumer group, message id) of every message a consumer applied.
+ * - `messaging_dead_letters`: messages a consumer gave up on, with the reason.
+ */
+import { sql, type Generated, type Migration } from '@bulwark/store';
+import { OUTBOX_PARTITIONS } from '../outbox/partition.js';
+
+export const messagingMigrations: readonly Migration[] = [
+  {
+    id: '20261123T1900_outbox',
+    up: async (db, dialect) => {
+      await db.schema
+        .createTable('messaging_outbox')
+        .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('id', 'text', (c) => c.notNull().unique())
+        .addColumn('topic', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('partition', 'integer', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('published_at', 'bigint')
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('last_error', 'text')
+        .execute();
+      await db.schema.createIndex('messaging_outbox_pending').on('messaging_outbox').columns(['partition', 'seq']).where(sql.ref('published_at'), 'is', null).execute();
+      await db.schema.createIndex('messaging_outbox_published').on('messaging_outbox').column('published_at').where(sql.ref('published_at'), 'is not', null).execute();
+      await db.schema
+        .createTable('messaging_outbox_lease')
+        .addColumn('partition', 'integer', (c) => c.primaryKey())
+        .addColumn('owner', 'text')
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db
+        .insertInto('messaging_outbox_lease' as never)
+        .values(Array.from({ length: OUTBOX_PARTITIONS }, (_, partition) => ({ partition, owner: null, expires_at: 0 })))
+        .execute();
+    },
+  },
+  {
+    id: '20261123T1901_inbox_and_dead_letters',
+    up: async (db, dialect) => {
+      await db.schema
+        .createTable('messaging_inbox')
+        .addColumn('consumer_group', 'text', (c) => c.notNull())
+        .addColumn('message_id', 'text', (c) => c.notNull())
+        .addColumn('handled_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('messaging_inbox_pk', ['consumer_group', 'message_id'])
+        .execute();
+      await db.schema.createIndex('messaging_inbox_handled').on('messaging_inbox').column('handled_at').execute();
+      await db.schema
+        .createTable('messaging_dead_letters')
+        .addColumn('id', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('consumer_group', 'text', (c) => c.notNull())
+        .addColumn('topic', 'text', (c) => c.notNull())
+        .addColumn('message_id', 'text')
+        .addColumn('type', 'text')
+        .addColumn('version', 'integer')
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('error', 'text', (c) => c.notNull())
+        .addColumn('deliveries', 'integer', (c) => c.notNull())
+        .addColumn('dead_at', 'bigint', (c) => c.notNull())
+        .addColumn('replayed_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('messaging_dead_letters_group').on('messaging_dead_letters').columns(['consumer_group', 'id']).execute();
+    },
+  },
+];
+
+/** Row types of the messaging tables, for Kysely. */
+export interface MessagingTables {
+  messaging_outbox: {
+    seq: Generated<number>;
+    id: string;
+    topic: string;
+    key: string;
+    partition: number;
+    body: string;
+    created_at: number;
+    published_at: number | null;
+    attempts: Generated<number>;
+    last_error: string | null;
+  };
+  messaging_outbox_lease: { partition: number; owner: string | null; expires_at: number };
+  messaging_inbox: { consumer_group: string; message_id: string; handled_at: number };
+  messaging_dead_letters: {
+    id: Generated<number>;
+    consumer_group: string;
+    topic: string;
+    message_id: string | null;
+    type: string | null;
+    version: number | null;
+    body: string;
+    error: string;
+    deliveries: number;
+    dead_at: number;
+    replayed_at: number | null;
+  };
+}
