@@ -41,10 +41,10 @@ export interface DeadLetterQuery {
   after?: number;
 }
 
-export class DeadLetters {
+export class DeadLetters<DB = unknown> {
   private readonly db: Kysely<MessagingTables>;
 
-  constructor(store: Store<unknown>) {
+  constructor(store: Store<DB>) {
     this.db = store.db as unknown as Kysely<MessagingTables>;
   }
 
@@ -67,7 +67,7 @@ export class DeadLetters {
    * still makes the effect happen once), and marks it replayed when the
    * consumer handled it. Returns what the consumer did.
    */
-  async replay(id: number, consumer: Consumer<unknown>): Promise<ConsumeOutcome> {
+  async replay(id: number, consumer: Pick<Consumer<unknown>, 'process'>): Promise<ConsumeOutcome> {
     const letter = await this.get(id);
     if (letter === undefined) throw new MessagingConfigError('id', `no dead letter ${id}`);
     if (letter.replayedAt !== null) throw new MessagingConfigError('id', `dead letter ${id} was already replayed`);

@@ -39,8 +39,8 @@ import type { Transport } from '../transport/transport.js';
 import { decodeEnvelope } from '../envelope-codec.js';
 import { OUTBOX_SIGNAL } from './outbox.js';
 
-export interface OutboxRelayOptions {
-  store: Store<unknown>;
+export interface OutboxRelayOptions<DB = unknown> {
+  store: Store<DB>;
   transport: Transport;
   /** Rows per batch. Default 200. */
   batchSize?: number;
@@ -70,9 +70,9 @@ interface PendingRow {
   created_at: number;
 }
 
-export class OutboxRelay {
+export class OutboxRelay<DB = unknown> {
   readonly owner: string;
-  private readonly store: Store<unknown>;
+  private readonly store: Store<DB>;
   private readonly db: Kysely<MessagingTables>;
   private readonly transport: Transport;
   private readonly batchSize: number;
@@ -91,7 +91,7 @@ export class OutboxRelay {
   private woken = false;
   private unlisten: (() => void) | undefined;
 
-  constructor(options: OutboxRelayOptions) {
+  constructor(options: OutboxRelayOptions<DB>) {
     this.store = options.store;
     this.db = options.store.db as unknown as Kysely<MessagingTables>;
     this.transport = options.transport;
@@ -202,8 +202,11 @@ export class OutboxRelay {
   private async publishBatch(): Promise<number> {
     const partitions = this.ownedPartitions();
     if (partitions.length === 0) return 0;
+    let result: { published: number; failure: unknown };
     if (this.store.dialect === 'postgres') {
-      return this.db.transaction().execute(async (trx) => {
+      // The claim's row locks are held while publishing; the outcome (published or failed) commits
+      // whatever happened, and only then is a failure raised for the backoff.
+      result = await this.db.transaction().execute(async (trx) => {
         const rows = await sql<PendingRow>`
           select seq, id, topic, key, body, created_at from messaging_outbox
           where published_at is null and partition in (${sql.join(partitions)})
@@ -211,21 +214,24 @@ export class OutboxRelay {
           for update skip locked`.execute(trx);
         return this.publishRows(rows.rows, trx);
       });
+    } else {
+      const rows = await this.db
+        .selectFrom('messaging_outbox')
+        .select(['seq', 'id', 'topic', 'key', 'body', 'created_at'])
+        .where('published_at', 'is', null)
+        .where('partition', 'in', partitions)
+        .orderBy('seq')
+        .limit(this.batchSize)
+        .execute();
+      result = await this.publishRows(rows, this.db);
     }
-    const rows = await this.db
-      .selectFrom('messaging_outbox')
-      .select(['seq', 'id', 'topic', 'key', 'body', 'created_at'])
-      .where('published_at', 'is', null)
-      .where('partition', 'in', partitions)
-      .orderBy('seq')
-      .limit(this.batchSize)
-      .execute();
-    return this.publishRows(rows, this.db);
+    if (result.failure !== undefined) throw result.failure;
+    return result.published;
   }
 
-  /** Publishes `rows` (key by key, in order), marks the published ones, records failures. */
-  private async publishRows(rows: readonly PendingRow[], db: Kysely<MessagingTables>): Promise<number> {
-    if (rows.length === 0) return 0;
+  /** Publishes `rows` (key by key, in order), marks the published ones and records a failure. */
+  private async publishRows(rows: readonly PendingRow[], db: Kysely<MessagingTables>): Promise<{ published: number; failure: unknown }> {
+    if (rows.length === 0) return { published: 0, failure: undefined };
     const byKey = new Map<string, PendingRow[]>();
     for (const row of rows) {
       const list = byKey.get(row.key);
@@ -253,16 +259,14 @@ export class OutboxRelay {
       const oldest = Math.min(...rows.filter((r) => published.includes(r.id)).map((r) => Number(r.created_at)));
       this.emit('published', { count: published.length, oldestLagMs: now - oldest });
     }
-    if (failure !== undefined) {
-      const { error, row } = failure;
-      await db
-        .updateTable('messaging_outbox')
-        .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String((error as Error)?.message ?? error).slice(0, 2_000) }))
-        .where('id', '=', row.id)
-        .execute();
-      throw error;
-    }
-    return published.length;
+    if (failure === undefined) return { published: published.length, failure: undefined };
+    const { error, row } = failure;
+    await db
+      .updateTable('messaging_outbox')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String((error as Error)?.message ?? error).slice(0, 2_000) }))
+      .where('id', '=', row.id)
+      .execute();
+    return { published: published.length, failure: error };
   }
 
   private emit<K extends keyof OutboxRelayEvents>(type: K, event: OutboxRelayEvents[K]): void {

@@ -40,7 +40,7 @@ export class Outbox {
    * Throws `InvalidMessageError` (writing nothing) when the payload fails its
    * schema. Returns the envelope that will be published.
    */
-  async add<T>(tx: UnitOfWork<unknown>, topic: string, message: OutboxMessage<T>): Promise<Envelope<T>> {
+  async add<T, DB>(tx: UnitOfWork<DB>, topic: string, message: OutboxMessage<T>): Promise<Envelope<T>> {
     if (typeof topic !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/.test(topic)) {
       throw new MessagingConfigError('topic', `${JSON.stringify(topic)} must be letters, digits, _ . - (dots separate levels)`);
     }
