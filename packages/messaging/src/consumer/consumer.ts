@@ -142,7 +142,7 @@ export class Consumer<DB> {
         const why = permanent ? 'not retryable' : `failed ${delivery.deliveryCount} deliveries`;
         return report(await this.deadLetter(delivery, `handler ${why}: ${errorText(error)}`), error);
       }
-      await delivery.nak(this.backoff.delay(delivery.deliveryCount - 1, 0, Math.random));
+      await delivery.nak(Math.ceil(this.backoff.delay(delivery.deliveryCount - 1, 0, Math.random)));
       return report('retry', error);
     }
   }

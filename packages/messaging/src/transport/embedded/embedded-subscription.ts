@@ -167,7 +167,7 @@ class EmbeddedDelivery implements Delivery {
   async nak(delayMs = 0): Promise<void> {
     if (this.settled) return;
     this.settled = true;
-    await this.mine(this.db.updateTable('bus_deliveries').set({ state: 'ready', available_at: Date.now() + Math.max(0, delayMs) })).execute();
+    await this.mine(this.db.updateTable('bus_deliveries').set({ state: 'ready', available_at: Date.now() + Math.max(0, Math.ceil(delayMs)) })).execute();
   }
 
   private async remove(): Promise<void> {
