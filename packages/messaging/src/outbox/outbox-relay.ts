@@ -202,7 +202,7 @@ export class OutboxRelay<DB = unknown> {
   private async publishBatch(): Promise<number> {
     const partitions = this.ownedPartitions();
     if (partitions.length === 0) return 0;
-    let result: { published: number; failure: unknown };
+    let result: { published: number; failed: boolean; error: unknown };
     if (this.store.dialect === 'postgres') {
       // The claim's row locks are held while publishing; the outcome (published or failed) commits
       // whatever happened, and only then is a failure raised for the backoff.
@@ -225,13 +225,13 @@ export class OutboxRelay<DB = unknown> {
         .execute();
       result = await this.publishRows(rows, this.db);
     }
-    if (result.failure !== undefined) throw result.failure;
+    if (result.failed) throw result.error;
     return result.published;
   }
 
   /** Publishes `rows` (key by key, in order), marks the published ones and records a failure. */
-  private async publishRows(rows: readonly PendingRow[], db: Kysely<MessagingTables>): Promise<{ published: number; failure: unknown }> {
-    if (rows.length === 0) return { published: 0, failure: undefined };
+  private async publishRows(rows: readonly PendingRow[], db: Kysely<MessagingTables>): Promise<{ published: number; failed: boolean; error: unknown }> {
+    if (rows.length === 0) return { published: 0, failed: false, error: undefined };
     const byKey = new Map<string, PendingRow[]>();
     for (const row of rows) {
       const list = byKey.get(row.key);
@@ -259,14 +259,14 @@ export class OutboxRelay<DB = unknown> {
       const oldest = Math.min(...rows.filter((r) => published.includes(r.id)).map((r) => Number(r.created_at)));
       this.emit('published', { count: published.length, oldestLagMs: now - oldest });
     }
-    if (failure === undefined) return { published: published.length, failure: undefined };
+    if (failure === undefined) return { published: published.length, failed: false, error: undefined };
     const { error, row } = failure;
     await db
       .updateTable('messaging_outbox')
       .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String((error as Error)?.message ?? error).slice(0, 2_000) }))
       .where('id', '=', row.id)
       .execute();
-    return { published: published.length, failure: error };
+    return { published: published.length, failed: true, error };
   }
 
   private emit<K extends keyof OutboxRelayEvents>(type: K, event: OutboxRelayEvents[K]): void {
