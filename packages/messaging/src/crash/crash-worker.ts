@@ -58,7 +58,7 @@ await consumer.start();
 await relay.start();
 process.stdout.write('ready\n');
 
-const db = store.db as unknown as Kysely<FixtureDb>;
+const db = store.db;
 for (let n = 0; n < config.count; n++) {
   const id = `order-${n}`;
   await store.transaction(async (tx) => {

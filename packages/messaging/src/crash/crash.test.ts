@@ -27,13 +27,13 @@ function start(config: CrashWorkerConfig): Run {
   const output: string[] = [];
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
-  child.stdout!.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n').filter(Boolean)) {
       output.push(line);
       if (line === 'ready') markReady();
     }
   });
-  child.stderr!.on('data', (chunk: Buffer) => output.push(`stderr: ${chunk.toString().trim()}`));
+  child.stderr.on('data', (chunk: Buffer) => output.push(`stderr: ${chunk.toString().trim()}`));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output, exited, ready };
 }
