@@ -8,7 +8,7 @@
  *
  * argv[2]: JSON { url, module, transport: 'embedded' | 'nats' | 'rabbitmq', busUrl?, busModule?, count, topic, group }
  */
-import { openStore, type Kysely } from '@bulwark/store';
+import { openStore } from '@bulwark/store';
 import { Consumer } from '../consumer/consumer.js';
 import { Handlers } from '../consumer/handlers.js';
 import { Outbox } from '../outbox/outbox.js';
