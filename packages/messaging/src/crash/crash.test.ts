@@ -49,7 +49,25 @@ async function counts(d: TestDatabase): Promise<{ orders: number; effects: numbe
   }
 }
 
-async function crashTest(ctx: TestContext, engine: 'sqlite' | 'postgres', transport: CrashWorkerConfig['transport'], seed: number, databases: TestDatabase[]): Promise<void> {
+/** Removes the queues the RabbitMQ crash run declared. */
+async function deleteRabbitQueues(topic: string, group: string): Promise<void> {
+  const { groupQueueNames, delayQueueName, delayBucketMs } = await import('../transport/rabbitmq/index.js');
+  const amqp = await import('amqplib');
+  const connection = await amqp.connect(process.env.BULWARK_TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+  try {
+    const { queue, deadLetterQueue } = groupQueueNames(topic, group);
+    const delays = new Set(Array.from({ length: 200 }, (_, i) => delayQueueName(topic, group, delayBucketMs(i + 1))));
+    for (const name of [queue, deadLetterQueue, ...delays]) {
+      const channel = await connection.createChannel();
+      await channel.deleteQueue(name).catch(() => undefined);
+      await channel.close().catch(() => undefined);
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+async function crashTest(ctx: TestContext, engine: 'sqlite' | 'postgres', transport: CrashWorkerConfig['transport'], seed: number, databases: TestDatabase[]): Promise<CrashWorkerConfig> {
   const d = await testDatabase(engine, 'crash');
   databases.push(d);
   const bus = transport === 'embedded' ? await testDatabase(engine, 'bus') : undefined;
@@ -98,6 +116,7 @@ async function crashTest(ctx: TestContext, engine: 'sqlite' | 'postgres', transp
   } finally {
     await store.close();
   }
+  return config;
 }
 
 describe('crash test: SIGKILL at random points, then every effect exactly once', () => {
@@ -105,6 +124,10 @@ describe('crash test: SIGKILL at random points, then every effect exactly once',
   after(async () => {
     await Promise.allSettled(databases.map((d) => d.cleanup()));
   });
-  it('SQLite + embedded transport', { timeout: 300_000 }, (ctx) => crashTest(ctx, 'sqlite', 'embedded', 11, databases));
-  it('PostgreSQL + embedded transport', { timeout: 300_000 }, (ctx) => crashTest(ctx, 'postgres', 'embedded', 12, databases));
+  it('SQLite + embedded transport', { timeout: 300_000 }, async (ctx) => void (await crashTest(ctx, 'sqlite', 'embedded', 11, databases)));
+  it('PostgreSQL + embedded transport', { timeout: 300_000 }, async (ctx) => void (await crashTest(ctx, 'postgres', 'embedded', 12, databases)));
+  it('PostgreSQL + RabbitMQ', { timeout: 300_000 }, async (ctx) => {
+    const config = await crashTest(ctx, 'postgres', 'rabbitmq', 13, databases);
+    await deleteRabbitQueues(config.topic, config.group);
+  });
 });

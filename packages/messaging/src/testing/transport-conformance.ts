@@ -51,9 +51,14 @@ export class DeliveryLog {
   async waitFor(count: number, timeoutMs = 15_000): Promise<Delivery[]> {
     if (this.deliveries.length < count) {
       const arrived = new Promise<void>((resolve) => this.waiters.push({ count, resolve }));
-      const timer = sleep(timeoutMs, 'timeout' as const);
-      if ((await Promise.race([arrived, timer])) === 'timeout') {
-        assert.fail(`expected ${count} deliveries within ${timeoutMs} ms, got ${this.deliveries.length}`);
+      const cancel = new AbortController();
+      const timer = sleep(timeoutMs, 'timeout' as const, { signal: cancel.signal }).catch(() => 'cancelled' as const);
+      try {
+        if ((await Promise.race([arrived, timer])) === 'timeout') {
+          assert.fail(`expected ${count} deliveries within ${timeoutMs} ms, got ${this.deliveries.length}`);
+        }
+      } finally {
+        cancel.abort();
       }
     }
     return this.deliveries;

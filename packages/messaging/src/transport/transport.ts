@@ -20,15 +20,18 @@ export interface Transport {
   publish(topic: string, envelope: Envelope): Promise<void>;
   /**
    * Starts delivering `topic` to `group`, a durable consumer whose members
-   * share the messages (competing consumers). Messages published before the
-   * first subscription of a group are delivered to it too. Resolves once the
+   * share the messages (competing consumers). The first subscription declares
+   * the group: messages published from then on are kept for it while no
+   * member consumes (on some brokers, RabbitMQ among them, a message published
+   * before its group was ever declared reaches nobody). Resolves once the
    * subscription is live.
    */
   subscribe(topic: string, group: string, handler: DeliveryHandler, options?: SubscribeOptions): Promise<Subscription>;
   /**
    * Sets a message aside in the broker's dead-letter queue of (topic, group),
-   * with the reason, where tooling outside the service can see it. The
-   * delivery itself must still be settled (`term`) by the caller.
+   * with the reason, where tooling outside the service can see it. Call it
+   * before settling the delivery with `term` (on RabbitMQ a `term` without it
+   * dead-letters the message with a generic reason).
    */
   deadLetter(topic: string, group: string, delivery: Delivery, reason: DeadLetterReason): Promise<void>;
   /** What this transport guarantees beyond the interface. */
@@ -46,10 +49,16 @@ export interface SubscribeOptions {
   /**
    * Deliveries after which the broker stops redelivering a message (NATS
    * `max_deliver`, RabbitMQ `x-delivery-limit`). A safety net: the consumer
-   * dead-letters earlier, with the error. Default 10.
+   * dead-letters earlier, with the error. Default 10. On RabbitMQ it is fixed
+   * for a group when its queue is first declared.
    */
   maxDeliveries?: number;
-  /** A delivery neither acked nor nak'd within this is redelivered (visibility timeout). Default 30 s. */
+  /**
+   * A delivery neither acked nor nak'd within this is redelivered (visibility
+   * timeout). Where the broker has none for a handler still running
+   * (RabbitMQ), it is redelivered when the consumer's connection closes.
+   * Default 30 s.
+   */
   ackWaitMs?: number;
   /** Deliveries handed to the handler at once. Default 1. */
   concurrency?: number;
