@@ -35,7 +35,7 @@ if (files.length === 0) {
 
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--conditions=bulwark:source', '--test', '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--conditions=bulwark:source', '--test', '--test-reporter=spec', '--test-timeout=300000', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

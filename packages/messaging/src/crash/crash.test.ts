@@ -49,6 +49,20 @@ async function counts(d: TestDatabase): Promise<{ orders: number; effects: numbe
   }
 }
 
+/** Removes the stream the NATS crash run created. */
+async function deleteNatsStream(topic: string): Promise<void> {
+  const { topicStreamName } = await import('../transport/nats/index.js');
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: process.env.BULWARK_TEST_NATS_URL ?? '127.0.0.1:4222' });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(topicStreamName(topic, 'BULWARK_')).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
+
 /** Removes the queues the RabbitMQ crash run declared. */
 async function deleteRabbitQueues(topic: string, group: string): Promise<void> {
   const { groupQueueNames, delayQueueName, delayBucketMs } = await import('../transport/rabbitmq/index.js');
@@ -126,6 +140,10 @@ describe('crash test: SIGKILL at random points, then every effect exactly once',
   });
   it('SQLite + embedded transport', { timeout: 300_000 }, async (ctx) => void (await crashTest(ctx, 'sqlite', 'embedded', 11, databases)));
   it('PostgreSQL + embedded transport', { timeout: 300_000 }, async (ctx) => void (await crashTest(ctx, 'postgres', 'embedded', 12, databases)));
+  it('PostgreSQL + NATS JetStream', { timeout: 300_000 }, async (ctx) => {
+    const config = await crashTest(ctx, 'postgres', 'nats', 14, databases);
+    await deleteNatsStream(config.topic);
+  });
   it('PostgreSQL + RabbitMQ', { timeout: 300_000 }, async (ctx) => {
     const config = await crashTest(ctx, 'postgres', 'rabbitmq', 13, databases);
     await deleteRabbitQueues(config.topic, config.group);
