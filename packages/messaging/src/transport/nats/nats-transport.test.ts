@@ -1,5 +1,5 @@
 /**
- * The NATS transport against the real server (127.0.0.1:4222, or NATS_URL):
+ * The NATS transport against the real server (127.0.0.1:4222, or BULWARK_TEST_NATS_URL):
  * the shared conformance suite, then what is specific to JetStream. Every
  * stream this file creates carries a per-run prefix and is deleted at the end.
  */
@@ -13,7 +13,7 @@ import { describeTransportConformance, DeliveryLog, testEnvelope } from '../../t
 import type { Transport } from '../transport.js';
 import { connectNatsTransport, DeadLetterHeaders, groupConsumerName, NatsDelivery, NatsTransport, readNatsDeadLetters, type NatsTransportOptions } from './index.js';
 
-const servers = process.env.NATS_URL ?? '127.0.0.1:4222';
+const servers = process.env.BULWARK_TEST_NATS_URL ?? '127.0.0.1:4222';
 const run = randomUUID().slice(0, 8);
 const streamPrefix = `TEST_${run}_`;
 const subjectPrefix = `test-${run}.`;

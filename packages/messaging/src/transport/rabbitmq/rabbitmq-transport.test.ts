@@ -1,6 +1,6 @@
 /**
  * The RabbitMQ transport against a real RabbitMQ (127.0.0.1:5672, or
- * BULWARK_RABBITMQ_URL). Every test uses its own exchange-scoped names; the
+ * BULWARK_TEST_RABBITMQ_URL). Every test uses its own exchange-scoped names; the
  * queues and exchanges the transports declared are deleted afterwards.
  * When RabbitMQ cannot be reached these tests fail, naming it.
  */
@@ -14,7 +14,7 @@ import { connectRabbitTransport, publishRabbitRaw, readRabbitDeadLetters, type R
 import { TcpProxy } from './testing/tcp-proxy.js';
 import { deadLetterExchangeName, groupQueueNames } from './topology.js';
 
-const url = process.env.BULWARK_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const url = process.env.BULWARK_TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const exchange = `bulwark.test.${randomUUID().slice(0, 8)}`;
 const opened: RabbitTransport[] = [];
 const errors: Error[] = [];
