@@ -3,24 +3,9 @@ import { describe, it } from 'node:test';
 import { bulkhead, type BulkheadEvents, type BulkheadOptions } from './bulkhead.js';
 import { BulkheadRejectedError, BulwarkError, DeadlineExceededError, InvalidOptionError } from './errors.js';
 import { pipeline } from './pipeline.js';
-import { flushMicrotasks, VirtualClock } from './testing/index.js';
+import { flushMicrotasks, VirtualClock, track } from './testing/index.js';
 import { deadline } from './timeout.js';
 
-/** Records how a promise settles without awaiting it. */
-function track<T>(promise: Promise<T>): { settled: boolean; value: T | undefined; error: unknown } {
-  const state = { settled: false, value: undefined as T | undefined, error: undefined as unknown };
-  void promise.then(
-    (value) => {
-      state.settled = true;
-      state.value = value;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
 
 interface Gate<T> {
   promise: Promise<T>;

@@ -4,24 +4,9 @@ import { DeadlineExceededError, InvalidOptionError, TimeoutError } from './error
 import { fallback, type FallbackEvents } from './fallback.js';
 import { pipeline } from './pipeline.js';
 import type { CallContext } from './scope.js';
-import { VirtualClock } from './testing/index.js';
+import { VirtualClock, track } from './testing/index.js';
 import { deadline, timeout } from './timeout.js';
 
-/** Records how a promise settles without awaiting it. */
-function track<T>(promise: Promise<T>): { settled: boolean; value: T | undefined; error: unknown } {
-  const state = { settled: false, value: undefined as T | undefined, error: undefined as unknown };
-  void promise.then(
-    (value) => {
-      state.settled = true;
-      state.value = value;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
 
 /** An operation that fails as soon as its signal aborts, with the abort reason. */
 const honoursSignal = ({ signal }: CallContext): Promise<never> =>

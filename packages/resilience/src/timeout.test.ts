@@ -4,24 +4,9 @@ import { BulwarkError, DeadlineExceededError, InvalidOptionError, TimeoutError }
 import { pipeline } from './pipeline.js';
 import { retry } from './retry/retry-policy.js';
 import type { CallContext } from './scope.js';
-import { VirtualClock } from './testing/index.js';
+import { VirtualClock, track } from './testing/index.js';
 import { deadline, timeout, type TimeoutEvents } from './timeout.js';
 
-/** Records how a promise settles without awaiting it. */
-function track<T>(promise: Promise<T>): { settled: boolean; value: T | undefined; error: unknown } {
-  const state = { settled: false, value: undefined as T | undefined, error: undefined as unknown };
-  void promise.then(
-    (value) => {
-      state.settled = true;
-      state.value = value;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
 
 /** An operation that never answers, whatever its signal says. */
 const never = (): Promise<never> => new Promise<never>(() => {});

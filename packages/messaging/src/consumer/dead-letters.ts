@@ -9,7 +9,7 @@
  * await dlq.replay(letter.id, notificationsConsumer);
  * ```
  */
-import type { Kysely, Store } from '@bulwark/store';
+import type { Kysely, Selectable, Store } from '@bulwark/store';
 import { parseDelivery } from '../envelope-codec.js';
 import { MessagingConfigError } from '../errors.js';
 import type { MessagingTables } from '../schema/messaging-migrations.js';
@@ -86,19 +86,7 @@ function replayDelivery(raw: string): Delivery {
   return { raw, envelope, parseError, deliveryCount: 1, ack: settle, nak: settle, term: settle };
 }
 
-function toDeadLetter(row: {
-  id: number;
-  consumer_group: string;
-  topic: string;
-  message_id: string | null;
-  type: string | null;
-  version: number | null;
-  body: string;
-  error: string;
-  deliveries: number;
-  dead_at: number;
-  replayed_at: number | null;
-}): DeadLetter {
+function toDeadLetter(row: Selectable<MessagingTables['messaging_dead_letters']>): DeadLetter {
   return {
     id: Number(row.id),
     group: row.consumer_group,

@@ -3,26 +3,11 @@ import { describe, it } from 'node:test';
 import { CircuitOpenError, DeadlineExceededError, InvalidOptionError, TimeoutError } from '../errors.js';
 import { pipeline } from '../pipeline.js';
 import type { CallContext } from '../scope.js';
-import { VirtualClock } from '../testing/index.js';
+import { VirtualClock, track } from '../testing/index.js';
 import { deadline } from '../timeout.js';
 import { RetryBudget } from './retry-budget.js';
 import { retry, type RetryEvents, type RetryOptions } from './retry-policy.js';
 
-/** Records how a promise settles without awaiting it. */
-function track<T>(promise: Promise<T>): { settled: boolean; value: T | undefined; error: unknown } {
-  const state = { settled: false, value: undefined as T | undefined, error: undefined as unknown };
-  void promise.then(
-    (value) => {
-      state.settled = true;
-      state.value = value;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
 
 const httpError = (status: number, extra: object = {}): Error => Object.assign(new Error(`HTTP ${status}`), { status }, extra);
 
