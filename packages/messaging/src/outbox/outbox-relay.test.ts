@@ -138,6 +138,26 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(owners.rows.map((r) => r.owner), ['b']);
     });
 
+    it('takes over the partitions of a relay that died holding them, once its lease expires', async () => {
+      const { store, transport, d } = await setup();
+      const second = await openFixtureStore(d);
+      cleanups.push(() => second.close());
+      const dead = new OutboxRelay({ store, transport, leaseMs: 300, owner: 'dead' });
+      await dead.relayOnce(); // takes every partition, then "dies": never renews, never releases
+      const heir = new OutboxRelay({ store: second, transport, leaseMs: 60_000, owner: 'heir' });
+      await heir.relayOnce();
+      assert.equal(heir.ownedPartitions().length, 0, 'the lease still holds');
+      await sleep(350);
+      assert.deepEqual(dead.ownedPartitions(), [], 'a relay whose lease ran out stops relaying');
+      const log = new DeliveryLog();
+      const sub = await transport.subscribe('orders', 'takeover', log.handler, { ackWaitMs: 5_000 });
+      await store.transaction((tx) => outbox.add(tx, 'orders', { type: OrderPlaced, key: 'late', payload: { orderId: 'late', n: 1 } }));
+      assert.equal(await heir.relayOnce(), 1);
+      assert.equal(heir.ownedPartitions().length, 16);
+      await log.waitFor(1);
+      await sub.stop();
+    });
+
     it('publishes each message once when several relays run', async () => {
       const { store, transport, d } = await setup();
       const log = new DeliveryLog();
