@@ -113,7 +113,7 @@ async function outboxPipeline(module: string): Promise<Pipeline> {
     await tx.db.insertInto('effects').values({ message_id: envelope.id, group_name: 'bench', value: payload.n }).execute();
     tx.afterCommit(() => handled.set(payload.orderId, performance.now()));
   });
-  const consumer = new Consumer({ store, transport, topic, group: 'bench', handlers, concurrency: 16 });
+  const consumer = new Consumer({ store, transport, topic, group: 'bench', handlers, concurrency: 16, batchSize: 64 });
   await consumer.start();
   const relay = new OutboxRelay({ store, transport, batchSize: 500 });
   await relay.start();

@@ -173,5 +173,44 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(settled.filter((s) => s === 'handled').length, 5);
       assert.equal(settled.filter((s) => s === 'retry').length, 1);
     });
+
+    it('applies batches in one transaction each, exactly once, with a failing message retried on its own', async () => {
+      const { store, transport } = await setup();
+      let failOnce = true;
+      const handlers = new Handlers<FixtureDb>().on(OrderPlaced, async (payload, { tx, envelope }) => {
+        await tx.db.insertInto('effects').values({ message_id: envelope.id, group_name: 'g', value: payload.n }).execute();
+        if (payload.n === 13 && failOnce) {
+          failOnce = false;
+          throw new Error('one bad apple');
+        }
+      });
+      const outcomes: ConsumeOutcome[] = [];
+      let largestBatch = 0;
+      const consumer = new Consumer({ store, transport, topic: 'orders', group: 'g', handlers, batchSize: 8, backoff: { baseMs: 5, capMs: 10 }, ackWaitMs: 5_000 });
+      consumer.on('settled', (e) => {
+        outcomes.push(e.outcome);
+        largestBatch = Math.max(largestBatch, e.batch);
+      });
+      const already = testEnvelope('o-1', { orderId: 'o-1', n: -1 }, 'OrderPlaced');
+      assert.equal(await consumer.process(manualDelivery(JSON.stringify(already))), 'handled');
+      await consumer.start();
+      await transport.publish('orders', already); // applied before: the batch must see it as a duplicate
+      for (let i = 0; i < 40; i++) await transport.publish('orders', testEnvelope(`o${i}`, { orderId: `o${i}`, n: i }, 'OrderPlaced'));
+      const deadline = Date.now() + 15_000;
+      while (outcomes.filter((o) => o === 'handled').length < 41 && Date.now() < deadline) await sleep(20);
+      await consumer.stop();
+      const values = (await effects(store)).map((e) => e.value);
+      assert.deepEqual(values, Array.from({ length: 41 }, (_, i) => i - 1), 'every message applied once, the failed one included');
+      assert.equal(outcomes.filter((o) => o === 'duplicate').length, 1);
+      // The failure either rolled back its batch (then every member ran again on its own, and the
+      // failing one succeeded there) or hit the message alone (then it was retried later).
+      assert.ok(outcomes.filter((o) => o === 'retry').length <= 1);
+      assert.ok(largestBatch > 1 && largestBatch <= 8, `deliveries were applied in batches of up to 8 (largest ${largestBatch})`);
+    });
+
+    it('refuses a batch size below 1', async () => {
+      const { store, transport } = await setup();
+      assert.throws(() => new Consumer({ store, transport, topic: 'orders', group: 'g', handlers: new Handlers<FixtureDb>(), batchSize: 0 }), /batchSize/);
+    });
   });
 }

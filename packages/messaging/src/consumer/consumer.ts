@@ -34,7 +34,8 @@ import type { Kysely, Store } from '@bulwark/store';
 import { MessagingConfigError } from '../errors.js';
 import type { MessagingTables } from '../schema/messaging-migrations.js';
 import type { Delivery, Subscription, Transport } from '../transport/transport.js';
-import type { Handlers } from './handlers.js';
+import type { Envelope } from '../envelope.js';
+import type { HandlerEntry, Handlers } from './handlers.js';
 
 export interface ConsumerOptions<DB> {
   store: Store<DB>;
@@ -48,6 +49,14 @@ export interface ConsumerOptions<DB> {
   backoff?: BackoffOptions;
   /** Messages handled at once. Default 1 (which keeps per-key order). */
   concurrency?: number;
+  /**
+   * Deliveries applied in one transaction (one multi-row inbox insert and one
+   * commit for all of them). Default 1. A batch is what has arrived by the
+   * next turn of the event loop, at most this many; if any handler fails, the
+   * batch rolls back and each delivery is applied on its own. Per-key order
+   * holds within a batch (handlers run in delivery order).
+   */
+  batchSize?: number;
   /** Visibility timeout on the transport. Default 30 s. */
   ackWaitMs?: number;
 }
@@ -56,16 +65,28 @@ export type ConsumeOutcome = 'handled' | 'duplicate' | 'retry' | 'dead-lettered'
 
 export interface ConsumerEvents {
   /** A delivery was dealt with: `lagMs` is the time since the message's fact happened. */
-  settled: { outcome: ConsumeOutcome; type: string | undefined; durationMs: number; lagMs: number | undefined; deliveryCount: number; error?: unknown };
+  settled: { outcome: ConsumeOutcome; type: string | undefined; durationMs: number; lagMs: number | undefined; deliveryCount: number; batch: number; error?: unknown };
 }
 
 type Listener = (event: ConsumerEvents['settled']) => void;
+
+/** A delivery that passed the checks and waits for its transaction. */
+interface Ready<DB> {
+  delivery: Delivery;
+  envelope: Envelope;
+  entry: HandlerEntry<DB>;
+  payload: unknown;
+  report: (outcome: ConsumeOutcome, error?: unknown, batch?: number) => ConsumeOutcome;
+}
 
 export class Consumer<DB> {
   private readonly db: Kysely<MessagingTables>;
   private readonly backoff: Backoff;
   private readonly maxDeliveries: number;
   private readonly listeners: Listener[] = [];
+  private readonly batchSize: number;
+  private readonly pending: { ready: Ready<DB>; done: () => void }[] = [];
+  private flushSoon: NodeJS.Immediate | undefined;
   private subscription: Subscription | undefined;
 
   constructor(private readonly options: ConsumerOptions<DB>) {
@@ -73,6 +94,8 @@ export class Consumer<DB> {
     if (typeof options.group !== 'string' || options.group === '') throw new MessagingConfigError('group', 'must be a non-empty string');
     this.maxDeliveries = options.maxDeliveries ?? 5;
     if (!Number.isInteger(this.maxDeliveries) || this.maxDeliveries < 1) throw new MessagingConfigError('maxDeliveries', `must be an integer >= 1, got ${String(this.maxDeliveries)}`);
+    this.batchSize = options.batchSize ?? 1;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new MessagingConfigError('batchSize', `must be an integer >= 1, got ${String(this.batchSize)}`);
     this.backoff = new Backoff({ baseMs: 200, capMs: 30_000, ...options.backoff }, 'consumer');
     this.db = options.store.db as unknown as Kysely<MessagingTables>;
   }
@@ -85,10 +108,10 @@ export class Consumer<DB> {
   async start(): Promise<void> {
     const { transport, topic, group } = this.options;
     // The broker's own limit is a safety net above ours: we dead-letter first, with the error.
-    this.subscription = await transport.subscribe(topic, group, async (d) => void (await this.process(d)), {
+    this.subscription = await transport.subscribe(topic, group, (d) => this.receive(d), {
       maxDeliveries: this.maxDeliveries + 2,
       ackWaitMs: this.options.ackWaitMs ?? 30_000,
-      concurrency: this.options.concurrency ?? 1,
+      concurrency: Math.max(this.options.concurrency ?? 1, this.batchSize),
     });
   }
 
@@ -98,13 +121,34 @@ export class Consumer<DB> {
     this.subscription = undefined;
   }
 
-  /** Handles one delivery. Public so tools (and replays) can drive it. */
+  /** Handles one delivery on its own. Public so tools (and replays) can drive it. */
   async process(delivery: Delivery): Promise<ConsumeOutcome> {
+    const ready = await this.prepare(delivery);
+    return typeof ready === 'string' ? ready : this.applyOne(ready);
+  }
+
+  /** Handles a delivery from the transport: batched with others when `batchSize` > 1. */
+  private async receive(delivery: Delivery): Promise<void> {
+    const ready = await this.prepare(delivery);
+    if (typeof ready === 'string') return;
+    if (this.batchSize === 1) {
+      await this.applyOne(ready);
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      this.pending.push({ ready, done: resolve });
+      if (this.pending.length >= this.batchSize) this.flush();
+      else this.flushSoon ??= setImmediate(() => this.flush());
+    });
+  }
+
+  /** Checks a delivery before any transaction: dead-letters what can never be handled. */
+  private async prepare(delivery: Delivery): Promise<Ready<DB> | ConsumeOutcome> {
     const started = Date.now();
     const envelope = delivery.envelope;
-    const report = (outcome: ConsumeOutcome, error?: unknown): ConsumeOutcome => {
+    const report = (outcome: ConsumeOutcome, error?: unknown, batch = 1): ConsumeOutcome => {
       const lagMs = envelope === undefined ? undefined : started - Date.parse(envelope.occurredAt);
-      this.emit({ outcome, type: envelope?.type, durationMs: Date.now() - started, lagMs, deliveryCount: delivery.deliveryCount, error });
+      this.emit({ outcome, type: envelope?.type, durationMs: Date.now() - started, lagMs, deliveryCount: delivery.deliveryCount, batch, error });
       return outcome;
     };
     if (envelope === undefined) return report(await this.deadLetter(delivery, `not an envelope: ${delivery.parseError?.message ?? 'unreadable'}`));
@@ -115,22 +159,20 @@ export class Consumer<DB> {
     if (entry === undefined) {
       return report(await this.deadLetter(delivery, `no handler for ${envelope.type} v${envelope.version} in group "${this.options.group}" (handles: ${this.options.handlers.handled().join(', ') || 'nothing'})`));
     }
-    let payload: unknown;
     try {
-      payload = entry.type.parse(envelope.payload);
+      return { delivery, envelope, entry, payload: entry.type.parse(envelope.payload), report };
     } catch (error) {
       return report(await this.deadLetter(delivery, `payload of ${envelope.type} v${envelope.version} failed its schema: ${errorText(error)}`));
     }
+  }
+
+  /** One delivery, one transaction: the inbox row and the handler's effects commit together. */
+  private async applyOne(ready: Ready<DB>): Promise<ConsumeOutcome> {
+    const { delivery, envelope, entry, payload, report } = ready;
     try {
       const duplicate = await this.options.store.transaction(async (tx) => {
-        const inbox = tx.db as unknown as Kysely<MessagingTables>;
-        const inserted = await inbox
-          .insertInto('messaging_inbox')
-          .values({ consumer_group: this.options.group, message_id: envelope.id, handled_at: Date.now() })
-          .onConflict((oc) => oc.columns(['consumer_group', 'message_id']).doNothing())
-          .returning('message_id')
-          .executeTakeFirst();
-        if (inserted === undefined) return true;
+        const inserted = await this.insertInbox(tx.db as unknown as Kysely<MessagingTables>, [envelope.id]);
+        if (!inserted.has(envelope.id)) return true;
         await entry.handle(payload, { tx, envelope, deliveryCount: delivery.deliveryCount });
         return false;
       });
@@ -145,6 +187,65 @@ export class Consumer<DB> {
       await delivery.nak(Math.ceil(this.backoff.delay(delivery.deliveryCount - 1, 0, Math.random)));
       return report('retry', error);
     }
+  }
+
+  /**
+   * Several deliveries in one transaction: one multi-row inbox insert, then
+   * each new message's handler. If any handler fails the whole batch rolls
+   * back and every delivery is applied again on its own, so one bad message
+   * costs its batch a retry, never an effect.
+   */
+  private flush(): void {
+    if (this.flushSoon !== undefined) {
+      clearImmediate(this.flushSoon);
+      this.flushSoon = undefined;
+    }
+    const batch = this.pending.splice(0, this.pending.length);
+    if (batch.length === 0) return;
+    void this.applyBatch(batch.map((b) => b.ready)).finally(() => {
+      for (const b of batch) b.done();
+    });
+  }
+
+  private async applyBatch(batch: Ready<DB>[]): Promise<void> {
+    if (batch.length === 1) {
+      await this.applyOne(batch[0]!).catch(() => undefined);
+      return;
+    }
+    let applied: boolean[];
+    try {
+      applied = await this.options.store.transaction(async (tx) => {
+        const inserted = await this.insertInbox(tx.db as unknown as Kysely<MessagingTables>, batch.map((r) => r.envelope.id));
+        const fresh: boolean[] = [];
+        for (const { envelope, entry, payload, delivery } of batch) {
+          // The first delivery of an id in the batch applies it; later ones are duplicates.
+          const isNew = inserted.delete(envelope.id);
+          fresh.push(isNew);
+          if (isNew) await entry.handle(payload, { tx, envelope, deliveryCount: delivery.deliveryCount });
+        }
+        return fresh;
+      });
+    } catch {
+      for (const ready of batch) await this.applyOne(ready).catch(() => undefined);
+      return;
+    }
+    await Promise.all(
+      batch.map(async (ready, i) => {
+        await ready.delivery.ack().catch(() => undefined);
+        ready.report(applied[i] === true ? 'handled' : 'duplicate', undefined, batch.length);
+      }),
+    );
+  }
+
+  private async insertInbox(db: Kysely<MessagingTables>, ids: string[]): Promise<Set<string>> {
+    const now = Date.now();
+    const rows = await db
+      .insertInto('messaging_inbox')
+      .values(ids.map((message_id) => ({ consumer_group: this.options.group, message_id, handled_at: now })))
+      .onConflict((oc) => oc.columns(['consumer_group', 'message_id']).doNothing())
+      .returning('message_id')
+      .execute();
+    return new Set(rows.map((r) => r.message_id));
   }
 
   /** Records the message as dead in the consumer's database and on the transport, then terminates it. */

@@ -53,7 +53,7 @@ const relay = new OutboxRelay({ store, transport, pollIntervalMs: 100, leaseMs: 
 const handlers = new Handlers<FixtureDb>().on(OrderPlaced, async (payload, { tx, envelope }) => {
   await tx.db.insertInto('effects').values({ message_id: envelope.id, group_name: config.group, value: payload.n }).execute();
 });
-const consumer = new Consumer({ store, transport, topic: config.topic, group: config.group, handlers, ackWaitMs: 1_000, maxDeliveries: 50, backoff: { baseMs: 10, capMs: 100 }, concurrency: 4 });
+const consumer = new Consumer({ store, transport, topic: config.topic, group: config.group, handlers, ackWaitMs: 1_000, maxDeliveries: 50, backoff: { baseMs: 10, capMs: 100 }, concurrency: 4, batchSize: 8 });
 await consumer.start();
 await relay.start();
 process.stdout.write('ready\n');
