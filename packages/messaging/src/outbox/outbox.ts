@@ -70,7 +70,8 @@ export class Outbox {
       .insertInto('messaging_outbox')
       .values({ id: envelope.id, topic, key, partition: partitionOf(key), body: encodeEnvelope(envelope), created_at: now })
       .execute();
-    tx.signal(OUTBOX_SIGNAL);
+    // On PostgreSQL the outbox's insert trigger sends the NOTIFY; elsewhere the store signals in-process.
+    if (tx.dialect !== 'postgres') tx.signal(OUTBOX_SIGNAL);
     return envelope;
   }
 }

@@ -70,6 +70,21 @@ export const messagingMigrations: readonly Migration[] = [
       await db.schema.createIndex('messaging_dead_letters_group').on('messaging_dead_letters').columns(['consumer_group', 'id']).execute();
     },
   },
+  {
+    // On PostgreSQL an outbox insert signals the relays itself, in the same round trip:
+    // a statement-level trigger NOTIFYs the channel `Store.onSignal('outbox')` listens on.
+    id: '20261123T1930_outbox_notify_trigger',
+    up: async (db, dialect) => {
+      if (dialect !== 'postgres') return;
+      await sql`
+        create or replace function messaging_outbox_notify() returns trigger language plpgsql as $$
+        begin
+          perform pg_notify(left('bulwark_' || current_schema() || '_outbox', 63), '');
+          return null;
+        end $$`.execute(db);
+      await sql`create trigger messaging_outbox_notify after insert on messaging_outbox for each statement execute function messaging_outbox_notify()`.execute(db);
+    },
+  },
 ];
 
 /** Row types of the messaging tables, for Kysely. */
