@@ -14,7 +14,6 @@ export interface PullLoopOptions {
   handler: DeliveryHandler;
   concurrency: number;
   pullExpiresMs: number;
-  ackTimeoutMs: number;
   /** Looks up (and re-declares when missing) the durable consumer. */
   openConsumer(): Promise<Consumer>;
   /** Resolves once the server has read everything sent so far. */
@@ -96,7 +95,7 @@ export class NatsSubscription implements Subscription {
   }
 
   private dispatch(msg: JsMsg): void {
-    const delivery = new NatsDelivery(msg, () => this.options.confirm(), this.options.ackTimeoutMs);
+    const delivery = new NatsDelivery(msg, () => this.options.confirm());
     if (this.stopping) {
       // Pulled as the subscription stopped: hand it straight back.
       void delivery.nak().catch(() => undefined);

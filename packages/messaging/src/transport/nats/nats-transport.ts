@@ -98,7 +98,6 @@ export class NatsTransport implements Transport {
         handler,
         concurrency,
         pullExpiresMs: this.options.pullExpiresMs,
-        ackTimeoutMs: this.options.requestTimeoutMs,
         openConsumer: async () => {
           this.streams.delete(topic); // re-check: the stream may be what went missing
           return openConsumer();
