@@ -27,6 +27,7 @@ const encoder = new TextEncoder();
  * ```
  */
 export class NatsTransport implements Transport {
+  private nextFlush: Promise<void> | undefined;
   readonly name = 'nats';
   readonly capabilities: TransportCapabilities = Object.freeze({ dedup: true });
   private readonly streams = new Map<string, Promise<boolean>>();
@@ -191,18 +192,31 @@ export class NatsTransport implements Transport {
     return this.deadLetterStream;
   }
 
-  /** Resolves once the server has read everything sent so far (or after the request timeout). */
-  private async confirm(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`NATS: no answer from the server within ${this.options.requestTimeoutMs} ms`)), this.options.requestTimeoutMs);
+  /**
+   * Resolves once the server has read everything sent before the call (or
+   * rejects after the request timeout). Calls made in the same turn of the
+   * event loop share one flush: a batch of acks costs one PING, not one each.
+   */
+  private confirm(): Promise<void> {
+    this.nextFlush ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.nextFlush = undefined;
+        const timer = setTimeout(() => reject(new Error(`NATS: no answer from the server within ${this.options.requestTimeoutMs} ms`)), this.options.requestTimeoutMs);
+        this.nc.flush().then(
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          (error: unknown) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        );
+      });
     });
-    try {
-      await Promise.race([this.nc.flush(), timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.nextFlush;
   }
+
 
   private assertOpen(): void {
     if (this.closing !== undefined || this.nc.isClosed()) throw new Error('NATS transport is closed');
