@@ -104,14 +104,7 @@ export class Store<DB> {
       const durability = options.durability ?? 'normal';
       if (durability !== 'normal' && durability !== 'full') throw new StoreConfigError('durability', `must be "normal" or "full", got ${JSON.stringify(durability)}`);
       const { db, signals, release } = acquireSqlite(location.path, { durability, busyTimeoutMs });
-      const store = new Store<DB>(module, 'sqlite', db as Kysely<DB>, undefined, migrations, release, signals);
-      try {
-        await store.migrate();
-      } catch (error) {
-        await store.close();
-        throw error;
-      }
-      return store;
+      return migrated(new Store<DB>(module, 'sqlite', db as Kysely<DB>, undefined, migrations, release, signals));
     }
     const poolSize = options.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 1) throw new StoreConfigError('poolSize', `must be an integer >= 1, got ${String(poolSize)}`);
@@ -123,14 +116,7 @@ export class Store<DB> {
       throw error;
     }
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-    const store = new Store<DB>(module, 'postgres', db, location.connectionString, migrations, () => db.destroy(), undefined);
-    try {
-      await store.migrate();
-    } catch (error) {
-      await store.close();
-      throw error;
-    }
-    return store;
+    return migrated(new Store<DB>(module, 'postgres', db, location.connectionString, migrations, () => db.destroy(), undefined));
   }
 
   /**
@@ -202,6 +188,17 @@ export class Store<DB> {
 
   private channelName(channel: string): string {
     return `bulwark_${this.module}_${channel}`.slice(0, 63);
+  }
+}
+
+/** Applies a new store's migrations; closes it if they fail. */
+async function migrated<DB>(store: Store<DB>): Promise<Store<DB>> {
+  try {
+    await store.migrate();
+    return store;
+  } catch (error) {
+    await store.close();
+    throw error;
   }
 }
 

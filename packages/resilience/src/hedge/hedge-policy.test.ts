@@ -5,7 +5,7 @@ import { pipeline } from '../pipeline.js';
 import { RetryBudget } from '../retry/retry-budget.js';
 import { retry } from '../retry/retry-policy.js';
 import { currentScope, type CallContext } from '../scope.js';
-import { flushMicrotasks, VirtualClock } from '../testing/index.js';
+import { flushMicrotasks, VirtualClock, track } from '../testing/index.js';
 import { timeout } from '../timeout.js';
 import { HedgeBudget } from './hedge-budget.js';
 import { hedge, type HedgeEvents, type HedgePolicy } from './hedge-policy.js';
@@ -62,22 +62,6 @@ function recordEvents(policy: HedgePolicy): { [K in keyof HedgeEvents]: HedgeEve
   policy.on('hedgeWon', ({ attempt, elapsedMs }) => seen.hedgeWon.push({ attempt, elapsedMs }));
   policy.on('budgetExhausted', ({ attempt }) => seen.budgetExhausted.push({ attempt }));
   return seen;
-}
-
-/** Tracks a promise's outcome without leaving it unhandled. */
-function track<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown; done: Promise<void> } {
-  const state: { settled: boolean; value?: T; error?: unknown; done: Promise<void> } = { settled: false, done: Promise.resolve() };
-  state.done = promise.then(
-    (value) => {
-      state.settled = true;
-      state.value = value;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
 }
 
 /** A budget that never runs out, for tests about something else. */

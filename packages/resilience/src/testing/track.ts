@@ -13,11 +13,13 @@ export interface Tracked<T> {
   settled: boolean;
   value: T | undefined;
   error: unknown;
+  /** Resolves (never rejects) once the promise settled and the fields above are set. */
+  done: Promise<void>;
 }
 
 export function track<T>(promise: Promise<T>): Tracked<T> {
-  const state: Tracked<T> = { settled: false, value: undefined, error: undefined };
-  void promise.then(
+  const state: Tracked<T> = { settled: false, value: undefined, error: undefined, done: Promise.resolve() };
+  state.done = promise.then(
     (value) => {
       state.settled = true;
       state.value = value;
