@@ -163,7 +163,7 @@ export class Store<DB> {
       this.ownListeners.push([name, listener]);
       return () => void signals.off(name, listener);
     }
-    this.listener ??= new CommitListener(this.connectionString as string);
+    this.listener ??= new CommitListener(this.connectionString as string, `bulwark:${this.module}:listen`);
     return this.listener.listen(this.channelName(channel), listener);
   }
 

@@ -17,7 +17,11 @@ export class CommitListener {
   private retryMs = 100;
   private retryTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly connectionString: string) {}
+  constructor(
+    private readonly connectionString: string,
+    /** Shown in `pg_stat_activity`, so operators (and tests) can find this connection. */
+    private readonly applicationName: string,
+  ) {}
 
   async listen(channel: string, listener: Listener): Promise<() => void> {
     let set = this.listeners.get(channel);
@@ -49,7 +53,7 @@ export class CommitListener {
   }
 
   private async open(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString });
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: this.applicationName });
     client.on('notification', (n) => {
       for (const listener of this.listeners.get(n.channel) ?? []) listener();
     });

@@ -14,13 +14,18 @@ export interface PostgresSettings {
 }
 
 export function createPool(connectionString: string, schema: string, settings: PostgresSettings): pg.Pool {
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString,
     max: settings.max,
     idleTimeoutMillis: settings.idleTimeoutMs,
     connectionTimeoutMillis: settings.connectTimeoutMs,
     options: `-c search_path=${schema}`,
+    application_name: `bulwark:${schema}`,
   });
+  // An idle connection the server dropped (a restart, a terminated backend) is discarded by the pool;
+  // without a listener its 'error' event would crash the process.
+  pool.on('error', (error) => process.emitWarning(`bulwark store "${schema}": an idle PostgreSQL connection failed and was discarded: ${error.message}`));
+  return pool;
 }
 
 /** Creates the module's schema if it is missing; tolerates another process creating it at the same moment. */

@@ -177,6 +177,40 @@ export function describeStoreContract(engine: 'sqlite' | 'postgres'): void {
       assert.equal(woken, 1);
     });
 
+    if (engine === 'postgres') {
+      it('keeps its commit signals and its pool through the loss of every connection', async () => {
+        const d = await fresh();
+        const store = await open(d);
+        let woken = 0;
+        await store.onSignal('outbox', () => woken++);
+        const killed = await sql<{ n: number }>`
+          select count(pg_terminate_backend(pid)) as n from pg_stat_activity
+          where application_name in (${`bulwark:${d.module}`}, ${`bulwark:${d.module}:listen`}) and pid <> pg_backend_pid()`.execute(store.db);
+        assert.ok(Number(killed.rows[0]!.n) >= 1, 'the listening connection was terminated');
+        // After it reconnects the listener wakes everyone once (notifications may have been missed)...
+        const deadline = Date.now() + 10_000;
+        while (woken === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.ok(woken >= 1, 'the listener reconnected');
+        // ...and hears the next commit, through a pool that replaced its dead connections.
+        const before = woken;
+        let committed = false;
+        for (let i = 0; i < 5 && !committed; i++) {
+          committed = await store
+            .transaction(async (tx) => {
+              await tx.db.insertInto('notes').values({ body: 'after the outage' }).execute();
+              tx.signal('outbox');
+            })
+            .then(
+              () => true,
+              () => false, // a pooled connection that died with the others fails once
+            );
+        }
+        assert.ok(committed);
+        while (woken === before && Date.now() < deadline + 5_000) await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.ok(woken > before, 'a commit signal after the reconnect is heard');
+      });
+    }
+
     it('keeps each module\'s tables to itself', async () => {
       const one = await fresh();
       const two = await fresh();
