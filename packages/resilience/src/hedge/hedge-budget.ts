@@ -4,8 +4,7 @@
  * slices from `SlidingCounts`, nothing per request).
  */
 import { systemClock, type Clock } from '../clock.js';
-import * as check from '../options.js';
-import { SlidingCounts } from '../sliding-counts.js';
+import { RatioBudget } from '../ratio-budget.js';
 
 /**
  * Options of a `HedgeBudget`.
@@ -76,39 +75,37 @@ export class HedgeBudget {
   readonly windowMs: number;
   /** The clock the window turns on; a hedge policy using this budget must share it. */
   readonly clock: Clock;
-  private readonly counts: SlidingCounts;
-  private readonly floor: number;
+  private readonly budget: RatioBudget;
 
   constructor(options: HedgeBudgetOptions = {}) {
-    const p = 'hedgeBudget';
-    this.ratio = check.ratio(p, 'ratio', options.ratio ?? 0.1, { min: 0, max: 1_000 });
-    this.minHedgesPerSecond = check.ratio(p, 'minHedgesPerSecond', options.minHedgesPerSecond ?? 1, { min: 0, max: 1e9 });
-    this.windowMs = check.duration(p, 'windowMs', options.windowMs ?? 10_000, { allowZero: false });
-    const buckets = check.integer(p, 'buckets', options.buckets ?? 10, 1, 3_600);
     this.clock = options.clock ?? systemClock;
-    this.counts = new SlidingCounts(this.clock, this.windowMs, buckets, 2);
-    this.floor = (this.minHedgesPerSecond * this.windowMs) / 1000;
+    this.budget = new RatioBudget({
+      policy: 'hedgeBudget',
+      ratio: options.ratio ?? 0.1,
+      minPerSecond: options.minHedgesPerSecond ?? 1,
+      minPerSecondOption: 'minHedgesPerSecond',
+      windowMs: options.windowMs ?? 10_000,
+      buckets: options.buckets ?? 10,
+      clock: this.clock,
+    });
+    this.ratio = this.budget.ratio;
+    this.minHedgesPerSecond = this.budget.minPerSecond;
+    this.windowMs = this.budget.windowMs;
   }
 
   /** Counts one call (its primary attempt, not a hedge). */
   recordRequest(): void {
-    this.counts.add(REQUESTS);
+    this.budget.recordRequest();
   }
 
   /** Takes one hedge from the budget; false when it is spent. */
   tryHedge(): boolean {
-    if (this.counts.total(HEDGES) + 1 > this.floor + this.ratio * this.counts.total(REQUESTS)) return false;
-    this.counts.add(HEDGES);
-    return true;
+    return this.budget.tryTake();
   }
 
   /** The window's counts as of now. */
   snapshot(): HedgeBudgetSnapshot {
-    const requests = this.counts.total(REQUESTS);
-    const hedges = this.counts.total(HEDGES);
-    return { requests, hedges, available: Math.max(0, Math.floor(this.floor + this.ratio * requests - hedges)) };
+    const { requests, extra, available } = this.budget.totals();
+    return { requests, hedges: extra, available };
   }
 }
-
-const REQUESTS = 0;
-const HEDGES = 1;

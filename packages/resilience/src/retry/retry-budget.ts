@@ -1,7 +1,6 @@
 /** Retry budgets: how much extra load retries may add. */
 import { systemClock, type Clock } from '../clock.js';
-import * as check from '../options.js';
-import { SlidingCounts } from '../sliding-counts.js';
+import { RatioBudget } from '../ratio-budget.js';
 
 export interface RetryBudgetOptions {
   /** Retries allowed per request, on average, over the window. Default 0.1. */
@@ -42,36 +41,35 @@ export class RetryBudget {
   readonly ratio: number;
   readonly minRetriesPerSecond: number;
   readonly windowMs: number;
-  private readonly counts: SlidingCounts;
-  private readonly floor: number;
+  private readonly budget: RatioBudget;
 
   constructor(options: RetryBudgetOptions = {}) {
-    this.ratio = check.ratio('retryBudget', 'ratio', options.ratio ?? 0.1, { min: 0, max: 1_000 });
-    this.minRetriesPerSecond = check.ratio('retryBudget', 'minRetriesPerSecond', options.minRetriesPerSecond ?? 10, { min: 0, max: 1e9 });
-    this.windowMs = check.duration('retryBudget', 'windowMs', options.windowMs ?? 10_000, { allowZero: false });
-    const buckets = check.integer('retryBudget', 'buckets', options.buckets ?? 10, 1, 3_600);
-    this.counts = new SlidingCounts(options.clock ?? systemClock, this.windowMs, buckets, 2);
-    this.floor = (this.minRetriesPerSecond * this.windowMs) / 1000;
+    this.budget = new RatioBudget({
+      policy: 'retryBudget',
+      ratio: options.ratio ?? 0.1,
+      minPerSecond: options.minRetriesPerSecond ?? 10,
+      minPerSecondOption: 'minRetriesPerSecond',
+      windowMs: options.windowMs ?? 10_000,
+      buckets: options.buckets ?? 10,
+      clock: options.clock ?? systemClock,
+    });
+    this.ratio = this.budget.ratio;
+    this.minRetriesPerSecond = this.budget.minPerSecond;
+    this.windowMs = this.budget.windowMs;
   }
 
   /** Counts one original request (not a retry). */
   recordRequest(): void {
-    this.counts.add(REQUESTS);
+    this.budget.recordRequest();
   }
 
   /** Takes one retry from the budget; false when it is spent. */
   tryRetry(): boolean {
-    if (this.counts.total(RETRIES) + 1 > this.floor + this.ratio * this.counts.total(REQUESTS)) return false;
-    this.counts.add(RETRIES);
-    return true;
+    return this.budget.tryTake();
   }
 
   snapshot(): RetryBudgetSnapshot {
-    const requests = this.counts.total(REQUESTS);
-    const retries = this.counts.total(RETRIES);
-    return { requests, retries, available: Math.max(0, Math.floor(this.floor + this.ratio * requests - retries)) };
+    const { requests, extra, available } = this.budget.totals();
+    return { requests, retries: extra, available };
   }
 }
-
-const REQUESTS = 0;
-const RETRIES = 1;
