@@ -12,3 +12,4 @@ export { Handlers, type HandlerContext, type MessageHandler } from './consumer/h
 export { Consumer, consume, type ConsumerOptions, type ConsumerEvents, type ConsumeOutcome } from './consumer/consumer.js';
 export { DeadLetters, type DeadLetter, type DeadLetterQuery } from './consumer/dead-letters.js';
 export { connectEmbeddedTransport, EmbeddedTransport, busMigrations, type EmbeddedTransportOptions, type BusTables } from './transport/embedded/index.js';
+export { setMessagingInstrumentation, messagingInstrumentation, type MessagingInstrumentation, type HandleInfo } from './instrumentation.js';

@@ -35,7 +35,8 @@ import { MessagingConfigError } from '../errors.js';
 import type { MessagingTables } from '../schema/messaging-migrations.js';
 import type { Delivery, Subscription, Transport } from '../transport/transport.js';
 import type { Envelope } from '../envelope.js';
-import type { HandlerEntry, Handlers } from './handlers.js';
+import type { HandlerContext, HandlerEntry, Handlers } from './handlers.js';
+import { messagingInstrumentation } from '../instrumentation.js';
 
 export interface ConsumerOptions<DB> {
   store: Store<DB>;
@@ -166,6 +167,16 @@ export class Consumer<DB> {
     }
   }
 
+  /** Runs a handler, inside the installed instrumentation's context if there is one. */
+  private runHandler(entry: HandlerEntry<DB>, payload: unknown, context: HandlerContext<DB>, batchSize: number): Promise<void> {
+    const instrumentation = messagingInstrumentation();
+    if (instrumentation === undefined) return entry.handle(payload, context);
+    const { topic, group } = this.options;
+    return instrumentation.handle({ topic, group, envelope: context.envelope, deliveryCount: context.deliveryCount, batchSize }, async () => {
+      await entry.handle(payload, context);
+    });
+  }
+
   /** One delivery, one transaction: the inbox row and the handler's effects commit together. */
   private async applyOne(ready: Ready<DB>): Promise<ConsumeOutcome> {
     const { delivery, envelope, entry, payload, report } = ready;
@@ -173,7 +184,7 @@ export class Consumer<DB> {
       const duplicate = await this.options.store.transaction(async (tx) => {
         const inserted = await this.insertInbox(tx.db as unknown as Kysely<MessagingTables>, [envelope.id]);
         if (!inserted.has(envelope.id)) return true;
-        await entry.handle(payload, { tx, envelope, deliveryCount: delivery.deliveryCount });
+        await this.runHandler(entry, payload, { tx, envelope, deliveryCount: delivery.deliveryCount }, 1);
         return false;
       });
       await delivery.ack();
@@ -221,7 +232,7 @@ export class Consumer<DB> {
           // The first delivery of an id in the batch applies it; later ones are duplicates.
           const isNew = inserted.delete(envelope.id);
           fresh.push(isNew);
-          if (isNew) await entry.handle(payload, { tx, envelope, deliveryCount: delivery.deliveryCount });
+          if (isNew) await this.runHandler(entry, payload, { tx, envelope, deliveryCount: delivery.deliveryCount }, batch.length);
         }
         return fresh;
       });

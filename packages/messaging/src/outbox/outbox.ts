@@ -19,6 +19,7 @@ import { InvalidMessageError, MessagingConfigError } from '../errors.js';
 import type { MessageType } from '../message-type.js';
 import type { MessagingTables } from '../schema/messaging-migrations.js';
 import { partitionOf } from './partition.js';
+import { messagingInstrumentation } from '../instrumentation.js';
 
 /** The commit signal that wakes relays. */
 export const OUTBOX_SIGNAL = 'outbox';
@@ -52,9 +53,17 @@ export class Outbox {
     } catch (error) {
       throw new InvalidMessageError(type.type, type.version, (error as Error).message ?? String(error), { cause: error });
     }
-    const headers = message.headers ?? {};
+    const headers: Record<string, string> = { ...message.headers };
     for (const [name, value] of Object.entries(headers)) {
       if (typeof value !== 'string') throw new InvalidMessageError(type.type, type.version, `header "${name}" must be a string`);
+    }
+    const instrumentation = messagingInstrumentation();
+    if (instrumentation !== undefined) {
+      const injected: Record<string, string> = {};
+      instrumentation.inject(injected);
+      for (const name of Object.keys(injected)) {
+        if (headers[name] === undefined) headers[name] = injected[name]!;
+      }
     }
     const now = Date.now();
     const envelope: Envelope<T> = {
