@@ -1,0 +1,35 @@
+/**
+ * The trace fields of a log line, read from the active OpenTelemetry span,
+ * and the per-trace sampling decision shared by the log sampler.
+ */
+import { TraceFlags, trace } from '@opentelemetry/api';
+
+/** `{ trace_id, span_id }` of the active span, or `undefined` outside a span. */
+export function activeTraceFields(): { trace_id: string; span_id: string } | undefined {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return undefined;
+  const ctx = span.spanContext();
+  return { trace_id: ctx.traceId, span_id: ctx.spanId };
+}
+
+/**
+ * A number in [0, 1) decided by the trace id alone (its last 8 hex digits), so
+ * every process and every line of one trace agrees on it.
+ */
+export function traceFraction(traceId: string): number {
+  const tail = Number.parseInt(traceId.slice(-8), 16);
+  return Number.isNaN(tail) ? 0 : tail / 0x1_0000_0000;
+}
+
+/**
+ * Whether a line below `warn` is kept: every line of a sampled trace; a
+ * `ratio` of the other traces, decided by trace id; a `ratio` of the lines
+ * outside any trace, decided by `random`.
+ */
+export function keepLine(ratio: number, random: () => number): boolean {
+  const span = trace.getActiveSpan();
+  if (span === undefined) return random() < ratio;
+  const ctx = span.spanContext();
+  if ((ctx.traceFlags & TraceFlags.SAMPLED) !== 0) return true;
+  return traceFraction(ctx.traceId) < ratio;
+}
