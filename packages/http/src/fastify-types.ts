@@ -5,7 +5,7 @@
 import type { Readiness } from './kit/readiness.js';
 import type { Shutdown } from './kit/graceful-shutdown.js';
 import type { RequestContext } from './request-context.js';
-import type { IdempotencyContext, IdempotencyRouteOptions } from './idempotency/idempotency-plugin.js';
+import type { IdempotencyContext, IdempotencyKeys, IdempotencyRouteOptions } from './idempotency/idempotency-plugin.js';
 import type { RateLimitRouteOptions } from './rate-limit/rate-limit-plugin.js';
 
 declare module 'fastify' {
@@ -14,6 +14,8 @@ declare module 'fastify' {
     readiness: Readiness;
     /** Graceful shutdown controls (service kit). */
     shutdown: Shutdown;
+    /** Maintenance of Idempotency-Key records (idempotency plugin). */
+    idempotencyKeys: IdempotencyKeys;
   }
   interface FastifyRequest {
     /** The request id and validated trace context (service kit); also the ambient `currentRequestContext()`. */
