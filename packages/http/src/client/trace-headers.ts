@@ -1,0 +1,20 @@
+/**
+ * Which context headers an outgoing call carries. A header the caller (or a
+ * tracer's propagator running before us) already set is kept; otherwise the
+ * current request context (set by the service kit for the request being
+ * served) supplies `traceparent`, `tracestate` and `x-request-id`, so a trace
+ * stays connected across services even without OpenTelemetry.
+ */
+import { currentRequestContext } from '../request-context.js';
+
+/** Adds the ambient request's `traceparent`, `tracestate` and `x-request-id` to `headers` where absent. */
+export function addContextHeaders(headers: Record<string, string>): void {
+  const context = currentRequestContext();
+  if (context === undefined) return;
+  if (headers.traceparent === undefined && context.traceparent !== undefined) {
+    headers.traceparent = context.traceparent;
+    // tracestate belongs to its traceparent: never pair ours with someone else's.
+    if (headers.tracestate === undefined && context.tracestate !== undefined) headers.tracestate = context.tracestate;
+  }
+  if (headers['x-request-id'] === undefined && context.requestId !== '') headers['x-request-id'] = context.requestId;
+}
