@@ -7,7 +7,8 @@
  *   id; validates the W3C trace context; and enters the request context
  *   (`request-context.ts`) that the client reads to propagate them.
  * - `onResponse`: publishes the finished request on `bulwark:http:request`
- *   and writes one access-log line through the request's pino logger.
+ *   and writes one access-log line through the request's pino logger; while
+ *   draining, closes the connection the response leaves idle.
  *
  * The request id itself is chosen by Fastify's `genReqId` (`kitServerOptions`),
  * so the logger's `reqId` and the kit's id are the same.
@@ -80,6 +81,8 @@ export function installRequestTracking(fastify: FastifyInstance, state: DrainSta
   });
 
   fastify.addHook('onResponse', function finishRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    // While draining, a keep-alive connection is closed as soon as its response is out (server.close() only closes those idle when it is called).
+    if (state.draining) fastify.server.closeIdleConnections();
     const publish = httpRequestChannel.hasSubscribers;
     const log = accessLog && (request.log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info') === true;
     if (publish || log) {
