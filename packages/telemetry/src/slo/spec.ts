@@ -154,12 +154,13 @@ function validateOne(raw: unknown, path: string, issues: SloSpecIssue[], options
 
   const objective = s.objective;
   if (typeof objective !== 'number' || !(objective > 0 && objective < 1)) bad('objective', `must be a number strictly between 0 and 1 (0.999 for 99.9%), got ${describe(objective)}`);
-  const errorBudget = typeof objective === 'number' ? roundBudget(1 - objective) : NaN;
+  // Checks that depend on the objective or the window are skipped when those are wrong themselves.
+  const errorBudget = typeof objective === 'number' && objective > 0 && objective < 1 ? roundBudget(1 - objective) : NaN;
 
-  const windowMs = parseDuration(s.window ?? '30d');
-  if (windowMs === undefined || windowMs % DAY !== 0 || windowMs > MAX_WINDOW_DAYS * DAY) {
-    bad('window', `must be a whole number of days between 1d and ${MAX_WINDOW_DAYS}d (default "30d"; "28d" is common), got ${describe(s.window)}`);
-  }
+  const parsedWindow = parseDuration(s.window ?? '30d');
+  const windowOk = parsedWindow !== undefined && parsedWindow % DAY === 0 && parsedWindow <= MAX_WINDOW_DAYS * DAY;
+  if (!windowOk) bad('window', `must be a whole number of days between 1d and ${MAX_WINDOW_DAYS}d (default "30d"; "28d" is common), got ${describe(s.window)}`);
+  const windowMs = windowOk ? parsedWindow : undefined;
 
   const sli = validateSli(s.sli, `${path}.sli`, issues, options);
   const alerts = validateAlerts(s.alerts, `${path}.alerts`, issues, windowMs, errorBudget);
