@@ -202,6 +202,16 @@ async function outboxLatency(module: string, ratePerS: number): Promise<{ p50: n
 }
 
 await requirePostgres();
+if (process.argv.includes('--only=c')) {
+  // Profiling aid: part (c) alone.
+  const m = `bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  try {
+    console.log(`(c) outbox end to end: ${(await outboxThroughput(m)).toFixed(0)} msgs/s`);
+  } finally {
+    await dropPostgresSchema(m);
+  }
+  process.exit(0);
+}
 const modules = Array.from({ length: 4 }, () => `bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`);
 try {
   const pg = await pgCeiling(modules[0]!);

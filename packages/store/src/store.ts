@@ -21,7 +21,8 @@
  * ```
  */
 import { type EventEmitter } from 'node:events';
-import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import { Kysely, sql, type Transaction } from 'kysely';
+import { commitFrames, notifyWrite, postgresDialect, type CommitFrame, type CommitWrite } from './commit-writes.js';
 import { StoreConfigError } from './errors.js';
 import { migrate, migrationSets, type MigrationReport, type Migrations } from './migrations.js';
 import { CommitListener } from './postgres/commit-listener.js';
@@ -70,6 +71,17 @@ export interface UnitOfWork<DB> {
    * in-process on SQLite, to every process through NOTIFY on PostgreSQL.
    */
   signal(channel: string): void;
+  /**
+   * Adds a write to this transaction's commit, for writes whose result the
+   * transaction does not need (outbox messages, audit rows). On PostgreSQL
+   * the commit writes travel with the COMMIT in one round trip instead of
+   * one each; on SQLite they run just before it. `write` is called once, as
+   * the transaction commits, so writes queued by several calls can be merged
+   * into one statement; it returns the compiled query (`query.compile()`), or
+   * `undefined` for nothing. A commit write that fails rolls the whole
+   * transaction back and `transaction()` rejects with its error.
+   */
+  atCommit(write: CommitWrite): void;
 }
 
 export class Store<DB> {
@@ -115,7 +127,7 @@ export class Store<DB> {
       await pool.end();
       throw error;
     }
-    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<DB>({ dialect: postgresDialect({ pool }) });
     return migrated(new Store<DB>(module, 'postgres', db, location.connectionString, migrations, () => db.destroy(), undefined));
   }
 
@@ -126,20 +138,31 @@ export class Store<DB> {
   async transaction<T>(fn: (tx: UnitOfWork<DB>) => Promise<T>): Promise<T> {
     const hooks: (() => void)[] = [];
     const channels = new Set<string>();
-    const result = await this.db.transaction().execute(async (trx) => {
-      const value = await fn({
-        db: trx,
-        dialect: this.dialect,
-        module: this.module,
-        afterCommit: (hook) => void hooks.push(hook),
-        forUpdate: (query) => (this.dialect === 'postgres' ? query.forUpdate() : query),
-        signal: (channel) => void channels.add(channel),
-      });
-      if (this.dialect === 'postgres') {
-        for (const channel of channels) await sql`select pg_notify(${this.channelName(channel)}, '')`.execute(trx);
-      }
-      return value;
-    });
+    const frame: CommitFrame = { writes: [] };
+    const postgres = this.dialect === 'postgres';
+    // The PostgreSQL driver finds this transaction's commit writes through the frame (see commit-writes.ts).
+    const result = await commitFrames.run(frame, () =>
+      this.db.transaction().execute(async (trx) => {
+        const value = await fn({
+          db: trx,
+          dialect: this.dialect,
+          module: this.module,
+          afterCommit: (hook) => void hooks.push(hook),
+          forUpdate: (query) => (postgres ? query.forUpdate() : query),
+          signal: (channel) => void channels.add(channel),
+          atCommit: (write) => void frame.writes.push(write),
+        });
+        if (postgres) {
+          for (const channel of channels) frame.writes.push(notifyWrite(this.channelName(channel)));
+        } else {
+          for (const write of frame.writes.splice(0)) {
+            const query = write();
+            if (query !== undefined) await trx.executeQuery(query);
+          }
+        }
+        return value;
+      }),
+    );
     if (this.signals !== undefined) for (const channel of channels) this.signals.emit(this.channelName(channel));
     for (const hook of hooks) {
       try {

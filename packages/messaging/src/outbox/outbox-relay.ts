@@ -2,9 +2,14 @@
  * The outbox relay: publishes committed outbox rows to a transport, marks
  * them published, and cleans up old ones.
  *
- * - **Wake on commit.** A commit that adds to the outbox signals the relay
- *   (in-process on SQLite, NOTIFY on PostgreSQL), so a message leaves within
- *   a round trip of its commit; `pollIntervalMs` covers lost signals.
+ * - **Wake on commit.** A commit that adds to the outbox signals a sleeping
+ *   relay (in-process on SQLite, NOTIFY on PostgreSQL), so a message leaves
+ *   within a round trip of its commit; `pollIntervalMs` covers lost signals.
+ *   On PostgreSQL only a sleeping relay is rung: before it sleeps a relay
+ *   takes an exclusive advisory lock per partition it owns (waiting for
+ *   writers in flight, then looking once more), and the outbox trigger
+ *   NOTIFYs only when its shared lock on a written partition is refused. A
+ *   NOTIFY per commit would serialize every commit in the database.
  * - **Several relays.** The outbox is split into partitions by ordering key;
  *   a relay owns partitions by a lease it renews (`leaseMs`), and another
  *   relay takes over a partition whose lease expired. On PostgreSQL a batch is
@@ -90,6 +95,8 @@ export class OutboxRelay<DB = unknown> {
   private wake: (() => void) | undefined;
   private woken = false;
   private unlisten: (() => void) | undefined;
+  /** PostgreSQL: the advisory lock class of this schema's outbox doorbell (see the notify trigger's migration). */
+  private doorbell: number | undefined;
 
   constructor(options: OutboxRelayOptions<DB>) {
     this.store = options.store;
@@ -117,6 +124,10 @@ export class OutboxRelay<DB = unknown> {
     if (this.running) return;
     this.running = true;
     this.unlisten = await this.store.onSignal(OUTBOX_SIGNAL, () => this.poke());
+    if (this.store.dialect === 'postgres') {
+      const { rows } = await sql<{ k: number }>`select hashtext('bulwark_outbox:' || current_schema()) as k`.execute(this.db);
+      this.doorbell = rows[0]?.k;
+    }
     this.loop = this.run();
   }
 
@@ -158,7 +169,7 @@ export class OutboxRelay<DB = unknown> {
         const published = await this.publishBatch();
         failures = 0;
         if (published >= this.batchSize || this.woken) continue;
-        await this.idle(this.pollIntervalMs);
+        await this.sleep();
       } catch (error) {
         failures++;
         this.emit('publishFailed', { error, attempts: failures });
@@ -166,6 +177,36 @@ export class OutboxRelay<DB = unknown> {
         await this.idle(previousDelay, false);
       }
     }
+  }
+
+  /**
+   * Sleeps until a commit signal, the poll interval or `stop()`. On
+   * PostgreSQL it first takes the doorbell locks of its partitions (so
+   * writers from now on ring), then looks once more for rows committed
+   * before that, and holds the locks (on a connection of its own) while it
+   * sleeps. If writers in flight keep it from the locks for `DOORBELL_WAIT`,
+   * it does not sleep: it goes back to work.
+   */
+  private async sleep(): Promise<void> {
+    const partitions = this.ownedPartitions();
+    if (this.doorbell === undefined || partitions.length === 0) return this.idle(this.pollIntervalMs);
+    const lock = `select pg_advisory_lock(${this.doorbell}, p) from unnest(array[${partitions.join(',')}]::int[]) p`;
+    await this.db.connection().execute(async (conn) => {
+      try {
+        // One round trip; if the lock times out the implicit transaction rolls the SET back too.
+        await sql.raw(`set lock_timeout = ${DOORBELL_WAIT_MS}; ${lock}; reset lock_timeout`).execute(conn);
+      } catch {
+        await sql.raw('select pg_advisory_unlock_all()').execute(conn).catch(() => undefined);
+        return; // writers in flight: there is work coming, no sleep
+      }
+      try {
+        const pending = await sql.raw(`select 1 from messaging_outbox where published_at is null and partition in (${partitions.join(',')}) limit 1`).execute(conn);
+        if (pending.rows.length === 0 && !this.woken) await this.idle(this.pollIntervalMs);
+      } finally {
+        // Released at once on waking, so writers stop ringing while this relay works.
+        await sql.raw('select pg_advisory_unlock_all()').execute(conn).catch(() => undefined);
+      }
+    });
   }
 
   /** Waits `ms`, or until a commit signal (when `wakeable`) or `stop()`. */
@@ -279,6 +320,9 @@ export class OutboxRelay<DB = unknown> {
     }
   }
 }
+
+/** How long a relay going to sleep waits for the writers in flight before it gives up sleeping. */
+const DOORBELL_WAIT_MS = 250;
 
 function positiveInt(key: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new MessagingConfigError(key, `must be an integer >= 1, got ${String(value)}`);

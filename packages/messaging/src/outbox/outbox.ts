@@ -4,6 +4,12 @@
  * both commit or neither does. The relay publishes it afterwards; a commit
  * wakes the relay at once (a commit signal), polling covers the rest.
  *
+ * The rows are written as the transaction commits (`UnitOfWork.atCommit`):
+ * every message of a transaction in one multi-row insert which, on
+ * PostgreSQL, travels with the COMMIT itself, so the outbox adds no round
+ * trip to the business transaction. (Hence the transaction does not see its
+ * own outbox rows before it commits; nothing should need to.)
+ *
  * @example
  * ```ts
  * await store.transaction(async (tx) => {
@@ -12,12 +18,11 @@
  * });
  * ```
  */
-import type { Kysely, UnitOfWork } from '@bulwark/store';
+import { CompiledQuery, type UnitOfWork } from '@bulwark/store';
 import { uuidv7, type Envelope } from '../envelope.js';
 import { encodeEnvelope } from '../envelope-codec.js';
 import { InvalidMessageError, MessagingConfigError } from '../errors.js';
 import type { MessageType } from '../message-type.js';
-import type { MessagingTables } from '../schema/messaging-migrations.js';
 import { partitionOf } from './partition.js';
 import { messagingInstrumentation } from '../instrumentation.js';
 
@@ -35,13 +40,43 @@ export interface OutboxMessage<T> {
   occurredAt?: Date;
 }
 
+/** id, topic, key, partition, body, created_at */
+type OutboxRow = [string, string, string, number, string, number];
+
+/** Rows per insert statement (SQLite allows 32 766 parameters per statement). */
+const ROWS_PER_INSERT = 1_000;
+
+/** One multi-row insert of `rows` in the dialect's placeholder style. */
+function insertRows(dialect: UnitOfWork<unknown>['dialect'], rows: readonly OutboxRow[]): CompiledQuery {
+  const parameters: unknown[] = [];
+  const tuples: string[] = [];
+  for (const row of rows) {
+    const at = parameters.length;
+    parameters.push(...row);
+    tuples.push(dialect === 'postgres' ? `($${at + 1}, $${at + 2}, $${at + 3}, $${at + 4}, $${at + 5}, $${at + 6})` : '(?, ?, ?, ?, ?, ?)');
+  }
+  return CompiledQuery.raw(`insert into messaging_outbox (id, topic, key, partition, body, created_at) values ${tuples.join(', ')}`, parameters);
+}
+
 export class Outbox {
+  /** The rows each open transaction has added, written as it commits. */
+  private readonly pending = new WeakMap<object, OutboxRow[]>();
+
   /**
-   * Validates `message` against its type and writes it to the outbox in `tx`.
-   * Throws `InvalidMessageError` (writing nothing) when the payload fails its
-   * schema. Returns the envelope that will be published.
+   * Validates `message` against its type and writes it to the outbox in `tx`
+   * (as `tx` commits). Rejects with `InvalidMessageError` (writing nothing)
+   * when the payload fails its schema. Resolves to the envelope that will be
+   * published.
    */
-  async add<T, DB>(tx: UnitOfWork<DB>, topic: string, message: OutboxMessage<T>): Promise<Envelope<T>> {
+  add<T, DB>(tx: UnitOfWork<DB>, topic: string, message: OutboxMessage<T>): Promise<Envelope<T>> {
+    try {
+      return Promise.resolve(this.queue(tx, topic, message));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private queue<T, DB>(tx: UnitOfWork<DB>, topic: string, message: OutboxMessage<T>): Envelope<T> {
     if (typeof topic !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/.test(topic)) {
       throw new MessagingConfigError('topic', `${JSON.stringify(topic)} must be letters, digits, _ . - (dots separate levels)`);
     }
@@ -75,11 +110,15 @@ export class Outbox {
       headers,
       payload,
     };
-    await (tx.db as unknown as Kysely<MessagingTables>)
-      .insertInto('messaging_outbox')
-      .values({ id: envelope.id, topic, key, partition: partitionOf(key), body: encodeEnvelope(envelope), created_at: now })
-      .execute();
-    // On PostgreSQL the outbox's insert trigger sends the NOTIFY; elsewhere the store signals in-process.
+    const row: OutboxRow = [envelope.id, topic, key, partitionOf(key), encodeEnvelope(envelope), now];
+    let rows = this.pending.get(tx);
+    if (rows === undefined || rows.length >= ROWS_PER_INSERT) {
+      const batch: OutboxRow[] = (rows = []);
+      this.pending.set(tx, batch);
+      tx.atCommit(() => insertRows(tx.dialect, batch));
+    }
+    rows.push(row);
+    // On PostgreSQL the outbox's insert trigger rings sleeping relays; elsewhere the store signals in-process.
     if (tx.dialect !== 'postgres') tx.signal(OUTBOX_SIGNAL);
     return envelope;
   }

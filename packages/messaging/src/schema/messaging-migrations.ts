@@ -85,6 +85,35 @@ export const messagingMigrations: readonly Migration[] = [
       await sql`create trigger messaging_outbox_notify after insert on messaging_outbox for each statement execute function messaging_outbox_notify()`.execute(db);
     },
   },
+  {
+    // A NOTIFY on every commit serializes commits (PostgreSQL holds a database-wide lock from
+    // pre-commit until the commit is flushed): 15k tps of small inserts fall to under 5k. So the
+    // outbox rings only a sleeping relay. A relay going to sleep takes an exclusive session-level
+    // advisory lock per partition it owns — (hashtext('bulwark_outbox:' || schema), partition) —
+    // waiting for writers in flight; a writer tries a shared transaction-level lock on the
+    // partitions it wrote to and NOTIFYs only when that fails, i.e. when a relay sleeps (or is
+    // about to). A busy relay is not rung: it will find the rows in its next batch.
+    id: '20261123T2000_outbox_notify_only_sleeping_relays',
+    up: async (db, dialect) => {
+      if (dialect !== 'postgres') return;
+      await sql`
+        create or replace function messaging_outbox_notify() returns trigger language plpgsql as $$
+        begin
+          if exists (
+            select 1 from (select distinct partition from new_rows) written
+            where not pg_try_advisory_xact_lock_shared(hashtext('bulwark_outbox:' || current_schema()), written.partition)
+          ) then
+            perform pg_notify(left('bulwark_' || current_schema() || '_outbox', 63), '');
+          end if;
+          return null;
+        end $$`.execute(db);
+      await sql`drop trigger messaging_outbox_notify on messaging_outbox`.execute(db);
+      await sql`
+        create trigger messaging_outbox_notify after insert on messaging_outbox
+        referencing new table as new_rows
+        for each statement execute function messaging_outbox_notify()`.execute(db);
+    },
+  },
 ];
 
 /** Row types of the messaging tables, for Kysely. */

@@ -126,6 +126,80 @@ export function describeStoreContract(engine: 'sqlite' | 'postgres'): void {
       assert.equal((await store.db.selectFrom('notes').selectAll().execute()).length, 0);
     });
 
+    it('runs commit writes with the commit, in order, merged as queued, and never after a rollback', async () => {
+      const d = await fresh();
+      const store = await open(d);
+      const built: string[] = [];
+      await store.transaction(async (tx) => {
+        const bodies: string[] = [];
+        tx.atCommit(() => {
+          built.push(`notes x${bodies.length}`);
+          return bodies.length === 0 ? undefined : tx.db.insertInto('notes').values(bodies.map((body) => ({ body }))).compile();
+        });
+        tx.atCommit(() => {
+          built.push('counter');
+          return tx.db.insertInto('counters').values({ name: 'c', value: 7 }).compile();
+        });
+        bodies.push('first', 'second');
+        // Queued, not yet written: the transaction does not see its commit writes.
+        assert.equal((await tx.db.selectFrom('notes').selectAll().execute()).length, 0);
+        assert.deepEqual(built, []);
+        bodies.push('third');
+      });
+      assert.deepEqual(built, ['notes x3', 'counter']);
+      assert.deepEqual((await store.db.selectFrom('notes').select('body').orderBy('id').execute()).map((r) => r.body), ['first', 'second', 'third']);
+      assert.deepEqual(await store.db.selectFrom('counters').selectAll().execute(), [{ name: 'c', value: 7 }]);
+
+      let ran = false;
+      await assert.rejects(
+        store.transaction((tx) => {
+          tx.atCommit(() => {
+            ran = true;
+            return tx.db.insertInto('notes').values({ body: 'never' }).compile();
+          });
+          return Promise.reject(new Error('business rule failed'));
+        }),
+        /business rule failed/,
+      );
+      assert.equal(ran, false);
+      assert.equal((await store.db.selectFrom('notes').selectAll().execute()).length, 3);
+    });
+
+    it('rolls the whole transaction back when a commit write fails, and rejects with its error', async () => {
+      const d = await fresh();
+      const store = await open(d);
+      await store.transaction((tx) => tx.db.insertInto('counters').values({ name: 'taken', value: 1 }).execute());
+      let hooked = false;
+      await assert.rejects(
+        store.transaction(async (tx) => {
+          await tx.db.insertInto('notes').values({ body: 'made before the commit' }).execute();
+          tx.atCommit(() => tx.db.insertInto('notes').values({ body: 'a commit write' }).compile());
+          tx.atCommit(() => tx.db.insertInto('counters').values({ name: 'taken', value: 2 }).compile()); // primary key violation
+          tx.afterCommit(() => (hooked = true));
+        }),
+        /unique|UNIQUE|duplicate/,
+      );
+      assert.equal(hooked, false);
+      assert.equal((await store.db.selectFrom('notes').selectAll().execute()).length, 0);
+      assert.deepEqual(await store.db.selectFrom('counters').selectAll().execute(), [{ name: 'taken', value: 1 }]);
+      // The connection is healthy afterwards.
+      await store.transaction((tx) => Promise.resolve(tx.atCommit(() => tx.db.insertInto('notes').values({ body: 'after' }).compile())));
+      assert.equal((await store.db.selectFrom('notes').selectAll().execute()).length, 1);
+    });
+
+    it('writes awkward values through a commit write exactly as through a query', async () => {
+      const d = await fresh();
+      const store = await open(d);
+      const awkward = ["it's", 'back\\slash \\x00', '$1 $2 placeholder-looking', 'line\nbreak\ttab', 'ünïcødé 漢字 🚀', "'); drop table notes; --", '', '\\'];
+      await store.transaction((tx) => {
+        for (const body of awkward) tx.atCommit(() => tx.db.insertInto('notes').values({ body }).compile());
+        tx.atCommit(() => tx.db.insertInto('counters').values({ name: 'n', value: -42 }).compile());
+        return Promise.resolve();
+      });
+      assert.deepEqual((await store.db.selectFrom('notes').select('body').orderBy('id').execute()).map((r) => r.body), awkward);
+      assert.deepEqual(await store.db.selectFrom('counters').selectAll().execute(), [{ name: 'n', value: -42 }]);
+    });
+
     it('loses no update under concurrent transactions', async () => {
       const d = await fresh();
       const store = await open(d);
