@@ -1,0 +1,181 @@
+/**
+ * `npm run bench:http`: the cost of the service kit, with autocannon on loopback, in one run:
+ *
+ *   (a) bare         a bare Fastify route: GET /hello?name=x -> {"hello":"x"}
+ *   (b) kit          the same route with the kit's defaults: request id, problem errors, querystring
+ *                    and response schemas, the bulwark:http:request metrics hook (with a subscriber, as
+ *                    telemetry would be), access log plumbing, an in-memory rate limit too generous to refuse
+ *   (c) idempotent   POST /payments with a unique Idempotency-Key per request on SQLite: claim, effect and
+ *                    completed record (two transactions per request)
+ *
+ * Each server runs in its own child process (one core) and autocannon in this one (the other core).
+ * (a) and (b) are measured in alternating rounds and the median round is reported. The last line is
+ * one JSON object of figures. `--quick` shortens every phase.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { subscribe } from 'node:diagnostics_channel';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import autocannon from 'autocannon';
+import fastify from 'fastify';
+import { HTTP_REQUEST_CHANNEL, httpMigrations, idempotency, kitServerOptions, rateLimit, serviceKit } from '@bulwark/http';
+import { openStore, type Migration } from '@bulwark/store';
+import { tokenBucket } from '@bulwark/resilience';
+
+type Kind = 'bare' | 'kit' | 'idempotent';
+const quick = process.argv.includes('--quick');
+const seconds = quick ? 2 : 5;
+const rounds = quick ? 1 : 3;
+const connections = 50;
+
+const helloSchema = {
+  querystring: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64 } } },
+  response: { 200: { type: 'object', properties: { hello: { type: 'string' } } } },
+};
+
+async function serve(kind: Kind): Promise<void> {
+  if (kind === 'bare') {
+    const app = fastify();
+    app.get<{ Querystring: { name: string } }>('/hello', async (request) => ({ hello: request.query.name }));
+    await listen(app);
+    return;
+  }
+  const app = fastify(kitServerOptions());
+  await app.register(serviceKit, { openapi: { info: { title: 'bench', version: '1.0.0' } } });
+  let finished = 0;
+  subscribe(HTTP_REQUEST_CHANNEL, () => void finished++); // what telemetry would do
+  if (kind === 'kit') {
+    await app.register(rateLimit, { rule: tokenBucket({ capacity: 1_000_000_000, refillRate: 1_000_000_000 }) });
+    app.get<{ Querystring: { name: string } }>('/hello', { schema: helloSchema }, async (request) => ({ hello: request.query.name }));
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-http-bench-'));
+    const own: Migration[] = [{ id: '0001_payments', up: (db) => db.schema.createTable('payments').addColumn('id', 'text', (c) => c.primaryKey()).addColumn('amount', 'integer', (c) => c.notNull()).execute() }];
+    const store = await openStore<{ payments: { id: string; amount: number } }>({ module: 'bench', url: `sqlite:${join(dir, 'bench.db')}`, migrations: { bench: own, http: httpMigrations } });
+    app.shutdown.addCloser('store', async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await app.register(idempotency, { store: store as never });
+    let n = 0;
+    app.post<{ Body: { amount: number } }>(
+      '/payments',
+      { config: { idempotency: { required: true } }, schema: { body: { type: 'object', required: ['amount'], properties: { amount: { type: 'integer', minimum: 1 } } }, response: { 201: { type: 'object', properties: { id: { type: 'string' }, amount: { type: 'integer' } } } } } },
+      async (request, reply) =>
+        request.idempotency.transaction<{ payments: { id: string; amount: number } }>(async (tx) => {
+          const id = `p${++n}`;
+          await tx.db.insertInto('payments').values({ id, amount: request.body.amount }).execute();
+          reply.code(201);
+          return { id, amount: request.body.amount };
+        }),
+    );
+  }
+  await listen(app);
+}
+
+async function listen(app: ReturnType<typeof fastify>): Promise<void> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  process.send?.({ port: typeof address === 'object' && address !== null ? address.port : 0 });
+}
+
+interface Figures {
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function start(kind: Kind): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(new URL(import.meta.url), ['--serve', kind], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const [message] = (await once(child, 'message')) as [{ port: number }];
+  return { child, port: message.port };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function load(port: number, kind: Kind, durationSec: number): Promise<Figures> {
+  let key = 0;
+  const options: autocannon.Options =
+    kind === 'idempotent'
+      ? {
+          url: `http://127.0.0.1:${port}`,
+          connections,
+          duration: durationSec,
+          requests: [
+            {
+              method: 'POST',
+              path: '/payments',
+              headers: { 'content-type': 'application/json' },
+              body: '{"amount":100}',
+              setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'idempotency-key': `bench-${process.pid}-${key++}` } }),
+            },
+          ],
+        }
+      : { url: `http://127.0.0.1:${port}/hello?name=bulwark`, connections, duration: durationSec };
+  const result = await autocannon(options);
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
+}
+
+function median(values: Figures[]): Figures {
+  const sorted = [...values].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const bare = await start('bare');
+  const kit = await start('kit');
+  const results: Record<'bare' | 'kit', Figures[]> = { bare: [], kit: [] };
+  try {
+    await load(bare.port, 'bare', 1); // warm-up: JIT and connections
+    await load(kit.port, 'kit', 1);
+    for (let r = 0; r < rounds; r++) {
+      results.bare.push(await load(bare.port, 'bare', seconds));
+      results.kit.push(await load(kit.port, 'kit', seconds));
+    }
+  } finally {
+    await Promise.all([stop(bare.child), stop(kit.child)]);
+  }
+  const idem = await start('idempotent');
+  let idempotent: Figures;
+  try {
+    await load(idem.port, 'idempotent', 1);
+    idempotent = await load(idem.port, 'idempotent', seconds);
+  } finally {
+    await stop(idem.child);
+  }
+  const a = median(results.bare);
+  const b = median(results.kit);
+  const rows: [string, Figures][] = [
+    ['(a) bare Fastify route', a],
+    ['(b) kit defaults', b],
+    ['(c) Idempotency-Key, SQLite', idempotent],
+  ];
+  console.log(`${connections} connections, ${seconds} s per phase, median of ${rounds} alternating rounds for (a) and (b)\n`);
+  console.log(`${'contender'.padEnd(30)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'non-2xx'.padStart(8)} ${'errors'.padStart(7)}`);
+  for (const [name, f] of rows) console.log(`${name.padEnd(30)} ${f.rps.toFixed(0).padStart(9)} ${String(f.p50).padStart(7)} ${String(f.p99).padStart(7)} ${String(f.non2xx).padStart(8)} ${String(f.errors).padStart(7)}`);
+  console.log(`\nrounds (req/s): bare ${results.bare.map((f) => f.rps.toFixed(0)).join(', ')}; kit ${results.kit.map((f) => f.rps.toFixed(0)).join(', ')}`);
+  console.log(
+    JSON.stringify({
+      bare_rps: Math.round(a.rps),
+      kit_rps: Math.round(b.rps),
+      idempotent_rps: Math.round(idempotent.rps),
+      bare_p99_ms: a.p99,
+      kit_p99_ms: b.p99,
+      idempotent_p99_ms: idempotent.p99,
+      kit_ratio: Number((b.rps / a.rps).toFixed(3)),
+      kit_non2xx: b.non2xx,
+      idempotent_non2xx: idempotent.non2xx,
+    }),
+  );
+}
+
+const serveAt = process.argv.indexOf('--serve');
+if (serveAt >= 0) await serve(process.argv[serveAt + 1] as Kind);
+else await main();
