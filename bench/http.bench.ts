@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import autocannon from 'autocannon';
-import fastify from 'fastify';
+import fastify, { type FastifyInstance } from 'fastify';
 import { HTTP_REQUEST_CHANNEL, httpMigrations, idempotency, kitServerOptions, rateLimit, serviceKit } from '@bulwark/http';
 import { openStore, type Migration } from '@bulwark/store';
 import { tokenBucket } from '@bulwark/resilience';
@@ -74,7 +74,7 @@ async function serve(kind: Kind): Promise<void> {
   await listen(app);
 }
 
-async function listen(app: ReturnType<typeof fastify>): Promise<void> {
+async function listen(app: FastifyInstance): Promise<void> {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   process.send?.({ port: typeof address === 'object' && address !== null ? address.port : 0 });
