@@ -15,7 +15,8 @@ export { messagingTracing } from './tracing/messaging-tracing.js';
 export { traceResilienceEvents } from './tracing/resilience-tracing.js';
 
 // logging
-export { createLogger, DEFAULT_REDACT_PATHS, SECRET_KEYS, type CreateLoggerOptions, type BulwarkLogger } from './logging/logger.js';
+export { createLogger, type CreateLoggerOptions, type BulwarkLogger } from './logging/logger.js';
+export { SECRET_KEYS, redactSecrets } from './logging/redact.js';
 export { LogLevels, LOG_LEVELS, ROOT_MODULE, type LevelSnapshot } from './logging/log-levels.js';
 export { activeTraceFields, traceFraction } from './logging/trace-fields.js';
 

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import { request } from 'undici';
 import { Consumer, Handlers, Outbox, OutboxRelay, connectEmbeddedTransport, defineMessage, messagingMigrations, type EmbeddedTransport, type MessagingTables } from '@bulwark/messaging';
 import { openStore, type Store } from '@bulwark/store';
@@ -33,8 +33,7 @@ const logs = captureLogs();
 const cleanups: (() => Promise<unknown> | void)[] = [];
 let telA: Telemetry;
 let telB: Telemetry;
-let appA: FastifyInstance;
-let appB: FastifyInstance;
+let portA: number;
 let store: Store<ProofDb>;
 let transport: EmbeddedTransport;
 let handled: () => void;
@@ -58,7 +57,7 @@ before(async () => {
   const loggerB = createLogger({ service: 'svc-b', version: '1.0.0', destination: logs.stream });
   const outbox = new Outbox();
 
-  appB = Fastify({ loggerInstance: loggerB, logController: new LogController({ disableRequestLogging: true }) });
+  const appB = Fastify({ loggerInstance: loggerB, logController: new LogController({ disableRequestLogging: true }) });
   await appB.register(fastifyTelemetry, { telemetry: telB });
   appB.post<{ Body: { orderId: string } }>('/orders', async (req, reply) => {
     req.log.info({ orderId: req.body.orderId }, 'placing order');
@@ -68,7 +67,7 @@ before(async () => {
   await appB.listen({ port: 0, host: '127.0.0.1' });
   const portB = (appB.server.address() as { port: number }).port;
 
-  appA = Fastify({ loggerInstance: loggerA, logController: new LogController({ disableRequestLogging: true }) });
+  const appA = Fastify({ loggerInstance: loggerA, logController: new LogController({ disableRequestLogging: true }) });
   await appA.register(fastifyTelemetry, { telemetry: telA });
   appA.get<{ Params: { id: string } }>('/checkout/:id', async (req) => {
     req.log.info('checking out');
@@ -78,6 +77,7 @@ before(async () => {
     return { ok: res.statusCode === 202 };
   });
   await appA.listen({ port: 0, host: '127.0.0.1' });
+  portA = (appA.server.address() as { port: number }).port;
   cleanups.push(() => appA.close(), () => appB.close());
 
   const shipping = loggerB.modules.get('shipping');
@@ -103,7 +103,6 @@ after(async () => {
 });
 
 it('one request through two services and a message hop is one trace with the exact tree, and every log line has its trace id', async () => {
-  const portA = (appA.server.address() as { port: number }).port;
   logs.clear(); // the start-up lines ("Server listening at ...") belong to no request
   const res = await request(`http://127.0.0.1:${portA}/checkout/o-1`);
   assert.deepEqual(await res.body.json(), { ok: true });

@@ -69,7 +69,8 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
       const handler = route.handler;
       route.handler = function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
         const ctx = (request as WithState)[kState]?.context;
-        return ctx === undefined ? handler.call(this, request, reply) : context.with(ctx, handler, this, request, reply);
+        // A request without a body reaches its handler still inside onRequest's context: no second entry needed.
+        return ctx === undefined || context.active() === ctx ? handler.call(this, request, reply) : context.with(ctx, handler, this, request, reply);
       };
     });
   }
@@ -80,7 +81,8 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
     const state: Instrumented = { start: performance.now(), span: undefined, context: undefined, route };
     (request as WithState)[kState] = state;
     if (tracer === undefined) return next();
-    const parent = propagation.extract(ROOT_CONTEXT, request.headers);
+    const headers = request.headers;
+    const parent = headers.traceparent === undefined && headers.baggage === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers);
     const method = request.method;
     const url = request.url;
     const q = url.indexOf('?');
@@ -88,7 +90,7 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
       `${method} ${route}`,
       {
         kind: SpanKind.SERVER,
-        attributes: { 'http.request.method': method, 'http.route': route, 'url.path': q < 0 ? url : url.slice(0, q), 'url.scheme': request.protocol },
+        attributes: { 'http.request.method': method, 'http.route': route, 'url.path': q < 0 ? url : url.slice(0, q) },
       },
       parent,
     );
@@ -127,7 +129,8 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
     if (red !== undefined) red.observe(request.method, state.route, status, elapsedMs / 1000, sampled ? traceId : undefined);
     if (accessLog) {
       const line: Record<string, unknown> = { method: request.method, route: state.route, url: request.url, status, duration_ms: Math.round(elapsedMs * 1000) / 1000 };
-      if (traceId !== undefined) {
+      // onResponse usually runs in the request's context already (the mixin adds the fields); if not, add them here.
+      if (traceId !== undefined && trace.getActiveSpan() !== span) {
         line.trace_id = traceId;
         line.span_id = spanId;
       }

@@ -4,9 +4,10 @@
  *
  * - Every line carries `trace_id` and `span_id` of the active span (a pino
  *   `mixin`), and `service` / `version` base fields.
- * - Secrets are redacted by default (authorization, cookie, set-cookie,
- *   password, token, secret, api keys — at the top level, one level down and
- *   in `req`/`res` headers); `redact` adds PII paths of your own.
+ * - Secrets are redacted by default: the values of keys named like
+ *   authorization, cookie, set-cookie, password, token, secret or an API key,
+ *   anywhere in the first three levels of a line (`redact.ts`); `redact` adds
+ *   PII paths of your own (pino paths: `customer.email`, `*.phone`).
  * - `logger.modules.get('payments')` is a child logger (`module: 'payments'`)
  *   whose level can be changed at runtime (`modules.setLevel`, or the
  *   `/admin/log-levels` route plugin).
@@ -29,26 +30,21 @@ import pino, { type DestinationStream, type Level, type Logger, type LoggerOptio
 import { InvalidTelemetryOptionError, requireName, requireRatio } from '../errors.js';
 import { LogLevels, LOG_LEVELS } from './log-levels.js';
 import { activeTraceFields, keepLine } from './trace-fields.js';
+import { SECRET_KEYS, redactSecrets } from './redact.js';
 
-/** Keys whose values never reach a log line. */
-export const SECRET_KEYS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'password', 'passwd', 'token', 'accessToken', 'access_token', 'refreshToken', 'refresh_token', 'secret', 'clientSecret', 'client_secret', 'apiKey', 'api_key', 'x-api-key'];
-
-/** The default redaction paths built from `SECRET_KEYS`. */
-export const DEFAULT_REDACT_PATHS: readonly string[] = SECRET_KEYS.flatMap((key) => {
-  const k = /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `["${key}"]`;
-  const top = k.startsWith('.') ? key : k;
-  return [top, `*${k}`, `req.headers${k}`, `res.headers${k}`, `request.headers${k}`, `response.headers${k}`];
-});
+export { SECRET_KEYS };
 
 export interface CreateLoggerOptions {
   service: string;
   version?: string;
   /** Root level. Default `info` (or `LOG_LEVEL`). */
   level?: Level;
-  /** A pino destination stream, or a file path (written asynchronously). Default stdout. */
+  /** A pino destination stream, or a file path (written asynchronously, in 4 KiB writes). Default stdout. */
   destination?: DestinationStream | string;
-  /** Extra paths to redact (PII), in pino's path syntax: `customer.email`, `*.phone`. */
+  /** Paths to redact (PII), in pino's path syntax: `customer.email`, `*.phone`. */
   redact?: string[];
+  /** More secret key names (case-insensitive), on top of `SECRET_KEYS`. */
+  secretKeys?: string[];
   /** Replacement for redacted values. Default `[redacted]`. */
   censor?: string;
   /** Keep all warn+ lines and this ratio of the rest. Default: keep everything. */
@@ -81,13 +77,20 @@ export function createLogger(options: CreateLoggerOptions): BulwarkLogger {
     }
   };
 
+  const censor = options.censor ?? '[redacted]';
+  const secrets = new Set([...SECRET_KEYS, ...(options.secretKeys ?? []).map((k) => k.toLowerCase())]);
   const base: Record<string, unknown> = { ...options.base, service };
   if (options.version !== undefined) base.version = options.version;
   const pinoOptions: LoggerOptions = {
     level,
     base,
-    redact: { paths: [...DEFAULT_REDACT_PATHS, ...(options.redact ?? [])], censor: options.censor ?? '[redacted]' },
-    formatters: { level: (label) => ({ level: label }) },
+    ...(options.redact === undefined || options.redact.length === 0 ? {} : { redact: { paths: options.redact, censor } }),
+    formatters: {
+      level: (label) => ({ level: label }),
+      log: (object) => redactSecrets(object, secrets, censor),
+    },
+    // The mixin's fields go under the line's own; outside a span nothing is allocated.
+    mixinMergeStrategy: (line, mixin) => (mixin === EMPTY ? line : Object.assign(mixin, line)),
     mixin() {
       try {
         return activeTraceFields() ?? EMPTY;
@@ -127,7 +130,9 @@ function resolveDestination(destination: CreateLoggerOptions['destination'], fai
   let stream: DestinationStream;
   if (typeof destination === 'string') {
     if (destination === '') throw new InvalidTelemetryOptionError('createLogger', 'destination', destination, 'a file path or a stream');
-    stream = pino.destination({ dest: destination, sync: false, mkdir: true });
+    // Buffered: one write per 4 KiB instead of one per line (pino flushes it on exit). Bounded: past
+    // 16 MiB waiting for the disk, lines are dropped rather than growing the heap without limit.
+    stream = pino.destination({ dest: destination, sync: false, mkdir: true, minLength: 4096, maxLength: 16 * 1024 * 1024 });
   } else if (typeof destination === 'object' && destination !== null && typeof destination.write === 'function') {
     stream = destination;
   } else {

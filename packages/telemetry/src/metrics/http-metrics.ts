@@ -2,12 +2,15 @@
  * RED metrics for HTTP: requests, errors (by status class) and duration, per
  * route on the server side and per dependency on the client side.
  *
- * The hot path caches one label object per (method, route, status class), so
- * recording a request allocates nothing after the first of its kind, and
- * attaches an exemplar (the trace id) only for sampled traces, whose trace the
- * exemplar can link to.
+ * The hot path is kept cheap: one cached label set per (method, route,
+ * status class), so recording allocates nothing after the first request of
+ * its kind; the request counter is a plain number per label set, copied into
+ * the prom-client counter when scraped (prom-client's `inc(labels)` hashes
+ * the labels on every call); the duration goes to a prom-client histogram,
+ * with the trace id as exemplar only for sampled traces (whose trace the
+ * exemplar can link to).
  */
-import type { Counter, Histogram } from 'prom-client';
+import type { Histogram } from 'prom-client';
 import type { Metrics } from './metrics.js';
 
 /** `2xx`, `4xx`, `5xx`, ... ; `error` for a request that got no response. */
@@ -25,6 +28,8 @@ interface Observation {
 
 interface LabelSet {
   labels: Record<string, string>;
+  /** Requests of this label set, copied into the counter at scrape time. */
+  count: number;
   /** Reused for every observation of this label set (histograms with exemplars take one object). */
   plain: Observation;
   exemplar: Observation;
@@ -32,27 +37,46 @@ interface LabelSet {
 
 const NO_EXEMPLAR: Record<string, string> = Object.freeze({});
 
+interface Family {
+  name: string;
+  help: string;
+}
+
 /** Shared shape of the server and client recorders. */
 abstract class RedRecorder {
   private readonly cache = new Map<string, LabelSet>();
-  constructor(
-    private readonly requests: Counter<string>,
-    private readonly duration: Histogram<string>,
-    private readonly maxSeries: number,
-  ) {}
+  private readonly duration: Histogram<string>;
 
-  protected record(first: string, second: string, status: number, seconds: number, traceId: string | undefined, firstName: string, secondName: string): void {
+  constructor(
+    metrics: Metrics,
+    counter: Family,
+    histogram: Family,
+    private readonly names: [string, string],
+    private readonly maxSeries: number,
+  ) {
+    const cache = this.cache;
+    const labelNames = [...names, 'status_class'];
+    metrics.counter(counter.name, counter.help, labelNames, {
+      collect() {
+        this.reset();
+        for (const set of cache.values()) this.inc(set.labels, set.count);
+      },
+    });
+    this.duration = metrics.histogram(histogram.name, histogram.help, labelNames, { exemplars: true });
+  }
+
+  protected record(first: string, second: string, status: number, seconds: number, traceId: string | undefined): void {
     const cls = statusClass(status);
     const key = `${first}\u0000${second}\u0000${cls}`;
     let set = this.cache.get(key);
     if (set === undefined) {
-      // Unbounded label values (a route per URL) would blow up the series count: fold the excess.
-      if (this.cache.size >= this.maxSeries) return this.record(first, 'other', status, seconds, traceId, firstName, secondName);
-      const labels = { [firstName]: first, [secondName]: second, status_class: cls };
-      set = { labels, plain: { labels, value: 0, exemplarLabels: NO_EXEMPLAR }, exemplar: { labels, value: 0, exemplarLabels: NO_EXEMPLAR } };
+      // Unbounded label values (a route per URL) would blow up the series count: fold the excess into "other".
+      if (this.cache.size >= this.maxSeries && second !== 'other') return this.record(first, 'other', status, seconds, traceId);
+      const labels = { [this.names[0]]: first, [this.names[1]]: second, status_class: cls };
+      set = { labels, count: 0, plain: { labels, value: 0, exemplarLabels: NO_EXEMPLAR }, exemplar: { labels, value: 0, exemplarLabels: NO_EXEMPLAR } };
       this.cache.set(key, set);
     }
-    this.requests.inc(set.labels);
+    set.count++;
     // With exemplars enabled, prom-client's histogram takes one object; an empty exemplar label set records none.
     const observation = traceId === undefined ? set.plain : set.exemplar;
     observation.value = seconds;
@@ -65,15 +89,17 @@ abstract class RedRecorder {
 export class HttpServerMetrics extends RedRecorder {
   constructor(metrics: Metrics, maxSeries = 2_000) {
     super(
-      metrics.counter('bulwark_http_server_requests_total', 'HTTP requests served, by method, route and status class.', ['method', 'route', 'status_class']),
-      metrics.histogram('bulwark_http_server_request_duration_seconds', 'Time to serve an HTTP request, by method, route and status class.', ['method', 'route', 'status_class'], { exemplars: true }),
+      metrics,
+      { name: 'bulwark_http_server_requests_total', help: 'HTTP requests served, by method, route and status class.' },
+      { name: 'bulwark_http_server_request_duration_seconds', help: 'Time to serve an HTTP request, by method, route and status class.' },
+      ['method', 'route'],
       maxSeries,
     );
   }
 
   /** Records one served request; `traceId` only when its trace is sampled (becomes the exemplar). */
   observe(method: string, route: string, status: number, seconds: number, traceId?: string): void {
-    this.record(method, route, status, seconds, traceId, 'method', 'route');
+    this.record(method, route, status, seconds, traceId);
   }
 }
 
@@ -81,14 +107,16 @@ export class HttpServerMetrics extends RedRecorder {
 export class HttpClientMetrics extends RedRecorder {
   constructor(metrics: Metrics, maxSeries = 500) {
     super(
-      metrics.counter('bulwark_http_client_requests_total', 'Outgoing HTTP requests, by dependency, method and status class (error: no response).', ['dependency', 'method', 'status_class']),
-      metrics.histogram('bulwark_http_client_request_duration_seconds', 'Time to the response headers of an outgoing HTTP request, by dependency, method and status class.', ['dependency', 'method', 'status_class'], { exemplars: true }),
+      metrics,
+      { name: 'bulwark_http_client_requests_total', help: 'Outgoing HTTP requests, by method, dependency and status class (error: no response).' },
+      { name: 'bulwark_http_client_request_duration_seconds', help: 'Time to the response headers of an outgoing HTTP request, by method, dependency and status class.' },
+      ['method', 'dependency'],
       maxSeries,
     );
   }
 
   /** Records one outgoing request. */
   observe(dependency: string, method: string, status: number, seconds: number, traceId?: string): void {
-    this.record(method, dependency, status, seconds, traceId, 'method', 'dependency');
+    this.record(method, dependency, status, seconds, traceId);
   }
 }

@@ -66,10 +66,10 @@ export class Metrics {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry as Registry<OpenMetricsContentType> });
   }
 
-  /** The counter `name` (created on first use). */
-  counter(name: string, help: string, labelNames: readonly string[] = [], options: { exemplars?: boolean } = {}): Counter<string> {
+  /** The counter `name` (created on first use); `collect` runs at each scrape to refresh it. */
+  counter(name: string, help: string, labelNames: readonly string[] = [], options: { exemplars?: boolean; collect?: (this: Counter<string>) => void } = {}): Counter<string> {
     return this.family(name, 'counter', labelNames, () => {
-      const counter = new Counter({ name, help, labelNames, registers: [this.registry], enableExemplars: options.exemplars === true });
+      const counter = new Counter({ name, help, labelNames, registers: [this.registry], enableExemplars: options.exemplars === true, ...(options.collect === undefined ? {} : { collect: options.collect }) });
       this.counterNames.set(counter, name);
       return counter;
     }) as Counter<string>;

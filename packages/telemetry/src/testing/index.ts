@@ -4,7 +4,7 @@
  * from stored spans for exact parent/child assertions.
  */
 import { Writable } from 'node:stream';
-import type { StoredSpan } from '../tracing/span-store.js';
+import { byStart, type StoredSpan } from '../tracing/span-store.js';
 
 /** A pino destination that keeps every line, parsed. */
 export interface LogCapture {
@@ -47,7 +47,7 @@ export interface SpanNode {
  * not among them; children are ordered by start time.
  */
 export function spanTree(spans: readonly StoredSpan[]): SpanNode[] {
-  const sorted = [...spans].sort((a, b) => a.startTimeMs - b.startTimeMs);
+  const sorted = [...spans].sort(byStart);
   const ids = new Set(sorted.map((s) => s.spanId));
   const build = (span: StoredSpan): SpanNode => ({
     name: span.name,

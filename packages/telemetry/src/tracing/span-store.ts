@@ -92,10 +92,10 @@ export class MemorySpanStore {
     for (const span of spans) this.insert(toStored(span));
   }
 
-  /** Every span of one trace, in start order. */
+  /** Every span of one trace, in start order (a parent before its children when they start together). */
   trace(traceId: string): StoredSpan[] {
     const spans = this.byTrace.get(traceId);
-    return spans === undefined ? [] : [...spans].sort((a, b) => a.startTimeMs - b.startTimeMs);
+    return spans === undefined ? [] : [...spans].sort(byStart);
   }
 
   /** Spans matching `query`, most recent first. */
@@ -189,6 +189,14 @@ export class MemorySpanExporter implements SpanExporter {
   forceFlush(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** Start order; on a tie, a parent first. */
+export function byStart(a: StoredSpan, b: StoredSpan): number {
+  if (a.startTimeMs !== b.startTimeMs) return a.startTimeMs - b.startTimeMs;
+  if (b.parentSpanId === a.spanId) return -1;
+  if (a.parentSpanId === b.spanId) return 1;
+  return 0;
 }
 
 function matches(span: StoredSpan, q: SpanQuery): boolean {
