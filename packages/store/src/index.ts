@@ -4,5 +4,5 @@ export { type Migration, type Migrations, type MigrationReport } from './migrati
 export { StoreConfigError, MigrationMismatchError, isStoreConfigError, isMigrationMismatchError } from './errors.js';
 export { parseStoreUrl, redact, type StoreLocation } from './store-url.js';
 export { type Durability } from './sqlite/open-sqlite.js';
-export { sql, CompiledQuery, type Kysely, type Transaction, type Selectable, type Insertable, type Generated } from 'kysely';
+export { sql, CompiledQuery, type Compilable, type Kysely, type Transaction, type Selectable, type Insertable, type Generated } from 'kysely';
 export { type CommitWrite } from './commit-writes.js';

@@ -37,7 +37,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Backoff } from '@bulwark/resilience';
-import { sql, type Kysely, type Store } from '@bulwark/store';
+import { sql, type Compilable, type Kysely, type Store } from '@bulwark/store';
 import { MessagingConfigError } from '../errors.js';
 import type { MessagingTables } from '../schema/messaging-migrations.js';
 import type { Transport } from '../transport/transport.js';
@@ -245,15 +245,17 @@ export class OutboxRelay<DB = unknown> {
     if (partitions.length === 0) return 0;
     let result: { published: number; failed: boolean; error: unknown };
     if (this.store.dialect === 'postgres') {
-      // The claim's row locks are held while publishing; the outcome (published or failed) commits
-      // whatever happened, and only then is a failure raised for the backoff.
-      result = await this.db.transaction().execute(async (trx) => {
+      // The claim's row locks are held while publishing; the outcome (published or failed) is
+      // written as commit writes, so it costs no round trip of its own, and only then is a
+      // failure raised for the backoff.
+      result = await this.store.transaction(async (tx) => {
+        const db = tx.db as unknown as Kysely<MessagingTables>;
         const rows = await sql<PendingRow>`
           select seq, id, topic, key, body, created_at from messaging_outbox
           where published_at is null and partition in (${sql.join(partitions)})
           order by seq limit ${this.batchSize}
-          for update skip locked`.execute(trx);
-        return this.publishRows(rows.rows, trx);
+          for update skip locked`.execute(db);
+        return this.publishRows(rows.rows, db, (query) => tx.atCommit(() => query.compile()));
       });
     } else {
       const rows = await this.db
@@ -264,14 +266,18 @@ export class OutboxRelay<DB = unknown> {
         .orderBy('seq')
         .limit(this.batchSize)
         .execute();
-      result = await this.publishRows(rows, this.db);
+      result = await this.publishRows(rows, this.db, (query) => query.execute());
     }
     if (result.failed) throw result.error;
     return result.published;
   }
 
-  /** Publishes `rows` (key by key, in order), marks the published ones and records a failure. */
-  private async publishRows(rows: readonly PendingRow[], db: Kysely<MessagingTables>): Promise<{ published: number; failed: boolean; error: unknown }> {
+  /** Publishes `rows` (key by key, in order), marks the published ones and records a failure, through `write`. */
+  private async publishRows(
+    rows: readonly PendingRow[],
+    db: Kysely<MessagingTables>,
+    write: (query: Compilable & { execute(): Promise<unknown> }) => unknown,
+  ): Promise<{ published: number; failed: boolean; error: unknown }> {
     if (rows.length === 0) return { published: 0, failed: false, error: undefined };
     const byKey = new Map<string, PendingRow[]>();
     for (const row of rows) {
@@ -280,6 +286,7 @@ export class OutboxRelay<DB = unknown> {
       else list.push(row);
     }
     const published: string[] = [];
+    let oldest = Number.POSITIVE_INFINITY;
     let failure: { error: unknown; row: PendingRow } | undefined;
     await Promise.all(
       [...byKey.values()].map(async (chain) => {
@@ -287,6 +294,7 @@ export class OutboxRelay<DB = unknown> {
           try {
             await this.transport.publish(row.topic, decodeEnvelope(row.body));
             published.push(row.id);
+            oldest = Math.min(oldest, Number(row.created_at));
           } catch (error) {
             failure ??= { error, row };
             return; // the rest of this key waits, to keep its order
@@ -296,17 +304,17 @@ export class OutboxRelay<DB = unknown> {
     );
     const now = Date.now();
     if (published.length > 0) {
-      await db.updateTable('messaging_outbox').set({ published_at: now }).where('id', 'in', published).execute();
-      const oldest = Math.min(...rows.filter((r) => published.includes(r.id)).map((r) => Number(r.created_at)));
+      await write(db.updateTable('messaging_outbox').set({ published_at: now }).where('id', 'in', published));
       this.emit('published', { count: published.length, oldestLagMs: now - oldest });
     }
     if (failure === undefined) return { published: published.length, failed: false, error: undefined };
     const { error, row } = failure;
-    await db
-      .updateTable('messaging_outbox')
-      .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String((error as Error)?.message ?? error).slice(0, 2_000) }))
-      .where('id', '=', row.id)
-      .execute();
+    await write(
+      db
+        .updateTable('messaging_outbox')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String((error as Error)?.message ?? error).slice(0, 2_000) }))
+        .where('id', '=', row.id),
+    );
     return { published: published.length, failed: true, error };
   }
 
