@@ -76,7 +76,7 @@ export interface BacklogWatch {
  * (unpublished rows), the age of the oldest unpublished row, and the dead
  * letters not yet replayed; reports them as gauges labelled by module.
  */
-export function watchMessagingBacklog(metrics: Metrics, store: Store<unknown>, options: BacklogOptions): BacklogWatch {
+export function watchMessagingBacklog<DB>(metrics: Metrics, store: Store<DB>, options: BacklogOptions): BacklogWatch {
   const module = requireName('watchMessagingBacklog', 'module', options.module);
   const intervalMs = requirePositiveInt('watchMessagingBacklog', 'intervalMs', options.intervalMs ?? 15_000);
   const clock = options.clock ?? systemClock;
