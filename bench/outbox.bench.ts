@@ -25,6 +25,7 @@ import { connectNatsTransport } from '@bulwark/messaging/nats';
 import { openStore, type Store } from '@bulwark/store';
 import { dropPostgresSchema, requirePostgres, testPostgresUrl } from '@bulwark/store/testing';
 import { defineMessage } from '@bulwark/messaging';
+import { cpuPerUnit, cpuSample } from './cpu-meter.js';
 
 const natsUrl = process.env.BULWARK_TEST_NATS_URL ?? '127.0.0.1:4222';
 const quick = process.argv.includes('--quick');
@@ -47,6 +48,29 @@ const migrations = [
   },
 ];
 
+const SERVERS = ['postgres', 'nats-server'];
+
+interface Phase {
+  perS: number;
+  /** CPU µs per unit of work: this process, each server, total. */
+  cpu: ReturnType<typeof cpuPerUnit>;
+}
+
+/** Runs `task` with `concurrency` workers for `ms`, metering CPU; returns completions per second. */
+async function metered(concurrency: number, ms: number, task: () => Promise<unknown>): Promise<Phase> {
+  let count = 0;
+  const before = cpuSample(SERVERS);
+  const perS = await closedLoop(concurrency, ms, async () => {
+    await task();
+    count++;
+  });
+  return { perS, cpu: cpuPerUnit(before, cpuSample(SERVERS), count) };
+}
+
+function cpuText(cpu: Phase['cpu'], unit: string): string {
+  return `CPU per ${unit}: ${cpu.totalUs} µs (bench process ${cpu.selfUs}, ${Object.entries(cpu.servers).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+}
+
 /** Runs `task` with `concurrency` workers for `ms`; returns completions per second. */
 async function closedLoop(concurrency: number, ms: number, task: () => Promise<unknown>): Promise<number> {
   const end = performance.now() + ms;
@@ -67,17 +91,17 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
 }
 
-async function pgCeiling(module: string): Promise<number> {
+async function pgCeiling(module: string): Promise<Phase> {
   const store = await openStore<BenchDb>({ module, url: testPostgresUrl, migrations: { [module]: migrations } });
   try {
     await closedLoop(16, 500, () => store.transaction((tx) => tx.db.insertInto('orders').values({ id: randomUUID(), status: 'W' }).execute()));
-    return await closedLoop(16, seconds * 1000, () => store.transaction((tx) => tx.db.insertInto('orders').values({ id: randomUUID(), status: 'X' }).execute()));
+    return await metered(16, seconds * 1000, () => store.transaction((tx) => tx.db.insertInto('orders').values({ id: randomUUID(), status: 'X' }).execute()));
   } finally {
     await store.close();
   }
 }
 
-async function natsCeiling(): Promise<number> {
+async function natsCeiling(): Promise<Phase> {
   const nc = await connect({ servers: natsUrl });
   const jsm = await jetstreamManager(nc);
   const name = `BENCH_${randomUUID().slice(0, 8)}`;
@@ -88,7 +112,7 @@ async function natsCeiling(): Promise<number> {
     let n = 0;
     const publish = (): Promise<unknown> => js.publish(`${name}.orders`, body, { msgID: `${n++}-${randomUUID()}` });
     await closedLoop(32, 500, publish);
-    return await closedLoop(32, seconds * 1000, publish);
+    return await metered(32, seconds * 1000, publish);
   } finally {
     await jsm.streams.delete(name).catch(() => false);
     await nc.close();
@@ -160,16 +184,19 @@ async function outboxPipeline(module: string, effect: EffectWrite = 'atCommit'):
   };
 }
 
-async function outboxThroughput(module: string, effect: EffectWrite = 'atCommit'): Promise<number> {
+async function outboxThroughput(module: string, effect: EffectWrite = 'atCommit'): Promise<Phase> {
   const p = await outboxPipeline(module, effect);
   try {
     let n = 0;
+    const before = cpuSample(SERVERS);
     const started = performance.now();
     await closedLoop(16, seconds * 1000, () => p.produce(n++));
     const produced = p.committed.size;
     if (!(await p.waitHandled(produced, 120_000))) throw new Error(`outbox throughput: only ${p.handled.size} of ${produced} handled`);
-    const last = Math.max(...p.handled.values());
-    return produced / ((last - started) / 1000);
+    const cpu = cpuPerUnit(before, cpuSample(SERVERS), produced);
+    let last = 0;
+    for (const at of p.handled.values()) last = Math.max(last, at);
+    return { perS: produced / ((last - started) / 1000), cpu };
   } finally {
     await p.close();
   }
@@ -219,7 +246,8 @@ if (process.argv.includes('--only=c')) {
   const m = `bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
   try {
     const effect: EffectWrite = process.argv.includes('--effect=awaited') ? 'awaited' : 'atCommit';
-    console.log(`(c) outbox end to end, effect ${effect}: ${(await outboxThroughput(m, effect)).toFixed(0)} msgs/s`);
+    const c = await outboxThroughput(m, effect);
+    console.log(`(c) outbox end to end, effect ${effect}: ${c.perS.toFixed(0)} msgs/s; ${cpuText(c.cpu, 'message')}`);
   } finally {
     await dropPostgresSchema(m);
   }
@@ -227,15 +255,19 @@ if (process.argv.includes('--only=c')) {
 }
 const modules = Array.from({ length: 5 }, () => `bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`);
 try {
-  const pg = await pgCeiling(modules[0]!);
-  console.log(`(a) PostgreSQL single-row commits: ${pg.toFixed(0)}/s`);
-  const nats = await natsCeiling();
-  console.log(`(b) JetStream publishes with acks: ${nats.toFixed(0)}/s`);
-  const outbox = await outboxThroughput(modules[1]!);
+  const a = await pgCeiling(modules[0]!);
+  const pg = a.perS;
+  console.log(`(a) PostgreSQL single-row commits: ${pg.toFixed(0)}/s; ${cpuText(a.cpu, 'commit')}`);
+  const b = await natsCeiling();
+  const nats = b.perS;
+  console.log(`(b) JetStream publishes with acks: ${nats.toFixed(0)}/s; ${cpuText(b.cpu, 'publish')}`);
+  const c = await outboxThroughput(modules[1]!);
+  const outbox = c.perS;
   const ceiling = Math.min(pg, nats);
-  console.log(`(c) outbox end to end: ${outbox.toFixed(0)} msgs/s (${((outbox / ceiling) * 100).toFixed(0)}% of min(a, b); the handler's effect row is a commit write)`);
-  const awaited = await outboxThroughput(modules[4]!, 'awaited');
-  console.log(`(c') the same with the effect row as an awaited insert: ${awaited.toFixed(0)} msgs/s (${((awaited / ceiling) * 100).toFixed(0)}% of min(a, b))`);
+  console.log(`(c) outbox end to end: ${outbox.toFixed(0)} msgs/s (${((outbox / ceiling) * 100).toFixed(0)}% of min(a, b); the handler's effect row is a commit write); ${cpuText(c.cpu, 'message')}`);
+  const c2 = await outboxThroughput(modules[4]!, 'awaited');
+  const awaited = c2.perS;
+  console.log(`(c') the same with the effect row as an awaited insert: ${awaited.toFixed(0)} msgs/s (${((awaited / ceiling) * 100).toFixed(0)}% of min(a, b)); ${cpuText(c2.cpu, 'message')}`);
   const offered = Math.round(ceiling / 2);
   const latency = await outboxLatency(modules[2]!, offered);
   console.log(`(d) at ${offered}/s offered (${latency.achieved.toFixed(0)}/s committed, ${latency.refused} refused by the pool, ${latency.count} measured): commit-to-handled p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms`);
@@ -251,6 +283,10 @@ try {
       outbox_vs_ceiling: +(outbox / ceiling).toFixed(3),
       outbox_awaited_effect_msgs_per_s: Math.round(awaited),
       outbox_awaited_effect_vs_ceiling: +(awaited / ceiling).toFixed(3),
+      cpu_us_per_pg_commit: a.cpu.totalUs,
+      cpu_us_per_nats_publish: b.cpu.totalUs,
+      cpu_us_per_outbox_msg: c.cpu.totalUs,
+      cpu_us_per_outbox_msg_awaited_effect: c2.cpu.totalUs,
       offered_per_s: offered,
       achieved_per_s: Math.round(latency.achieved),
       refused_at_offered: latency.refused,
