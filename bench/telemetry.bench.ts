@@ -10,6 +10,10 @@
  *                  access line per request), pino at info to /dev/null (asynchronous destination)
  *   fastify-otel   the same, but server spans from `@fastify/otel` instead of our hooks (our
  *                  plugin still does RED and the access log), to show which is cheaper
+ *   head-sampled   instrumented with `keepErrors: false`: unsampled spans are non-recording (what
+ *                  keeping every error span costs)
+ *   sampled-logs   instrumented with log sampling at 10 % (warn+ and sampled traces keep all lines;
+ *                  what the access line costs when it follows the trace sampling)
  *
  * `@bulwark/telemetry` is imported from its compiled `dist/` (the script builds it first), as a user
  * would run it; only this file goes through tsx. The last line is one JSON object of figures.
@@ -18,8 +22,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 
-type Variant = 'bare' | 'instrumented' | 'fastify-otel';
-const variants: Variant[] = ['bare', 'instrumented', 'fastify-otel'];
+type Variant = 'bare' | 'instrumented' | 'fastify-otel' | 'head-sampled' | 'sampled-logs';
+const variants: Variant[] = ['bare', 'instrumented', 'fastify-otel', 'head-sampled', 'sampled-logs'];
 const quick = process.argv.includes('--quick');
 const seconds = quick ? 3 : 5;
 const rounds = quick ? 2 : 3;
@@ -42,13 +46,13 @@ async function serve(variant: Variant): Promise<void> {
   const telemetry = setupTelemetry({
     serviceName: 'bench',
     serviceVersion: '1.0.0',
-    sampler: { ratio: Number(process.env.BENCH_RATIO ?? 0.1), keepErrors: process.env.BENCH_KEEP_ERRORS !== 'false' },
+    sampler: { ratio: 0.1, keepErrors: variant !== 'head-sampled' },
     exporter: 'memory',
     memory: { maxSpans: 10_000 },
     processor: 'batch',
     messaging: false,
   });
-  const logger = createLogger({ service: 'bench', version: '1.0.0', level: 'info', destination: '/dev/null' });
+  const logger = createLogger({ service: 'bench', version: '1.0.0', level: 'info', destination: '/dev/null', ...(variant === 'sampled-logs' ? { sampling: { ratio: 0.1 } } : {}) });
   const metrics = new Metrics({ defaultLabels: { service: 'bench' } });
   const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }) });
   if (variant === 'fastify-otel') {
@@ -58,13 +62,7 @@ async function serve(variant: Variant): Promise<void> {
     await app.register(otel.plugin());
     await app.register(fastifyTelemetry, { metrics });
   } else {
-    const parts = (process.env.BENCH_PARTS ?? 'trace,metrics,log').split(',');
-    await app.register(fastifyTelemetry, {
-      ...(parts.includes('trace') ? { telemetry } : {}),
-      ...(parts.includes('metrics') ? { metrics } : {}),
-      accessLog: parts.includes('log'),
-      ignoreRoutes: ['/metrics'],
-    });
+    await app.register(fastifyTelemetry, { telemetry, metrics, ignoreRoutes: ['/metrics'] });
   }
   await app.register(metricsRoute, { metrics });
   app.get('/items/:id', handler);
@@ -160,6 +158,11 @@ async function main(): Promise<void> {
         fastify_otel_rps: Math.round(otel.rps),
         fastify_otel_p99_ms: otel.p99,
         fastify_otel_ratio: +(otel.rps / bare.rps).toFixed(3),
+        fastify_otel_cpu_us_per_req: +otel.cpuUsPerRequest.toFixed(1),
+        head_sampled_ratio: +(fig('head-sampled').rps / bare.rps).toFixed(3),
+        head_sampled_cpu_us_per_req: +fig('head-sampled').cpuUsPerRequest.toFixed(1),
+        sampled_logs_ratio: +(fig('sampled-logs').rps / bare.rps).toFixed(3),
+        sampled_logs_cpu_us_per_req: +fig('sampled-logs').cpuUsPerRequest.toFixed(1),
         sampler_ratio: 0.1,
         connections,
         seconds,
