@@ -11,12 +11,13 @@
  * are inlined as literals with pg's own escaping (`inlineParameters`).
  * On SQLite (no round trips) the writes simply run just before COMMIT.
  *
- * The driver finds the writes of the transaction it is committing through an
- * AsyncLocalStorage frame opened by `Store.transaction` around Kysely's own
- * transaction, so everything else about transactions stays Kysely's.
+ * The driver finds the writes of the transaction it is committing by its
+ * connection: `Store.transaction` hands them over (`queueForCommit`) just
+ * before Kysely commits, so everything else about transactions stays
+ * Kysely's. (Not an AsyncLocalStorage: on Node 20 an active one puts a hook
+ * on every promise in the process.)
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { CompiledQuery, PostgresAdapter, PostgresDriver, PostgresIntrospector, PostgresQueryCompiler, type DatabaseConnection, type Dialect, type Kysely, type PostgresDialectConfig } from 'kysely';
+import { CompiledQuery, PostgresAdapter, PostgresDriver, PostgresIntrospector, PostgresQueryCompiler, type DatabaseConnection, type Dialect, type Kysely, type PostgresDialectConfig, type Transaction } from 'kysely';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 
@@ -31,7 +32,20 @@ export interface CommitFrame {
   readonly writes: CommitWrite[];
 }
 
-export const commitFrames = new AsyncLocalStorage<CommitFrame>();
+/** Commit writes waiting for their connection's COMMIT. */
+const queued = new WeakMap<DatabaseConnection, CommitFrame>();
+
+/**
+ * Hands `frame`'s writes to the COMMIT that `trx` is about to send; call it
+ * last in the transaction's callback. No-op without writes.
+ */
+export async function queueForCommit(trx: Transaction<unknown>, frame: CommitFrame): Promise<void> {
+  if (frame.writes.length === 0) return;
+  await trx.getExecutor().provideConnection((connection) => {
+    queued.set(connection, frame);
+    return Promise.resolve();
+  });
+}
 
 /** Builds the SQL of the frame's writes, in order; `undefined` when there are none. */
 export function commitWritesSql(frame: CommitFrame | undefined): string | undefined {
@@ -85,8 +99,16 @@ export function notifyWrite(channel: string): CommitWrite {
 /** The PostgreSQL driver, committing with the transaction's commit writes in the same message. */
 class CommitWritesPostgresDriver extends PostgresDriver {
   override async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    const writes = commitWritesSql(commitFrames.getStore());
+    const frame = queued.get(connection);
+    queued.delete(connection);
+    const writes = commitWritesSql(frame);
     await connection.executeQuery(CompiledQuery.raw(writes === undefined ? 'commit' : `${writes};\ncommit`));
+  }
+
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    queued.delete(connection);
+    await super.rollbackTransaction(connection);
   }
 }
 

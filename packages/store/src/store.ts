@@ -22,7 +22,7 @@
  */
 import { type EventEmitter } from 'node:events';
 import { Kysely, sql, type Transaction } from 'kysely';
-import { commitFrames, notifyWrite, postgresDialect, type CommitFrame, type CommitWrite } from './commit-writes.js';
+import { notifyWrite, postgresDialect, queueForCommit, type CommitFrame, type CommitWrite } from './commit-writes.js';
 import { StoreConfigError } from './errors.js';
 import { migrate, migrationSets, type MigrationReport, type Migrations } from './migrations.js';
 import { CommitListener } from './postgres/commit-listener.js';
@@ -140,29 +140,28 @@ export class Store<DB> {
     const channels = new Set<string>();
     const frame: CommitFrame = { writes: [] };
     const postgres = this.dialect === 'postgres';
-    // The PostgreSQL driver finds this transaction's commit writes through the frame (see commit-writes.ts).
-    const result = await commitFrames.run(frame, () =>
-      this.db.transaction().execute(async (trx) => {
-        const value = await fn({
-          db: trx,
-          dialect: this.dialect,
-          module: this.module,
-          afterCommit: (hook) => void hooks.push(hook),
-          forUpdate: (query) => (postgres ? query.forUpdate() : query),
-          signal: (channel) => void channels.add(channel),
-          atCommit: (write) => void frame.writes.push(write),
-        });
-        if (postgres) {
-          for (const channel of channels) frame.writes.push(notifyWrite(this.channelName(channel)));
-        } else {
-          for (const write of frame.writes.splice(0)) {
-            const query = write();
-            if (query !== undefined) await trx.executeQuery(query);
-          }
+    const result = await this.db.transaction().execute(async (trx) => {
+      const value = await fn({
+        db: trx,
+        dialect: this.dialect,
+        module: this.module,
+        afterCommit: (hook) => void hooks.push(hook),
+        forUpdate: (query) => (postgres ? query.forUpdate() : query),
+        signal: (channel) => void channels.add(channel),
+        atCommit: (write) => void frame.writes.push(write),
+      });
+      if (postgres) {
+        for (const channel of channels) frame.writes.push(notifyWrite(this.channelName(channel)));
+        // The PostgreSQL driver sends them with the COMMIT (see commit-writes.ts).
+        await queueForCommit(trx as Transaction<unknown>, frame);
+      } else {
+        for (const write of frame.writes.splice(0)) {
+          const query = write();
+          if (query !== undefined) await trx.executeQuery(query);
         }
-        return value;
-      }),
-    );
+      }
+      return value;
+    });
     if (this.signals !== undefined) for (const channel of channels) this.signals.emit(this.channelName(channel));
     for (const hook of hooks) {
       try {
