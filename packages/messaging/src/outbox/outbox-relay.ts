@@ -285,7 +285,7 @@ export class OutboxRelay<DB = unknown> {
       if (list === undefined) byKey.set(row.key, [row]);
       else list.push(row);
     }
-    const published: string[] = [];
+    const published: number[] = [];
     let oldest = Number.POSITIVE_INFINITY;
     let failure: { error: unknown; row: PendingRow } | undefined;
     await Promise.all(
@@ -293,7 +293,7 @@ export class OutboxRelay<DB = unknown> {
         for (const row of chain) {
           try {
             await this.transport.publish(row.topic, decodeEnvelope(row.body));
-            published.push(row.id);
+            published.push(Number(row.seq));
             oldest = Math.min(oldest, Number(row.created_at));
           } catch (error) {
             failure ??= { error, row };
@@ -304,7 +304,7 @@ export class OutboxRelay<DB = unknown> {
     );
     const now = Date.now();
     if (published.length > 0) {
-      await write(db.updateTable('messaging_outbox').set({ published_at: now }).where('id', 'in', published));
+      await write(db.updateTable('messaging_outbox').set({ published_at: now }).where('seq', 'in', published));
       this.emit('published', { count: published.length, oldestLagMs: now - oldest });
     }
     if (failure === undefined) return { published: published.length, failed: false, error: undefined };
@@ -313,7 +313,7 @@ export class OutboxRelay<DB = unknown> {
       db
         .updateTable('messaging_outbox')
         .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: String((error as Error)?.message ?? error).slice(0, 2_000) }))
-        .where('id', '=', row.id),
+        .where('seq', '=', row.seq),
     );
     return { published: published.length, failed: true, error };
   }

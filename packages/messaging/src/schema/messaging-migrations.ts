@@ -114,6 +114,17 @@ export const messagingMigrations: readonly Migration[] = [
         for each statement execute function messaging_outbox_notify()`.execute(db);
     },
   },
+  {
+    // The relay marks rows by `seq` (the primary key), so the unique index on `id` only cost an
+    // index entry per insert and per publish (marking a row published is never a HOT update: the
+    // partial indexes read `published_at`). Ids are UUIDv7s made by `outbox.add`. SQLite cannot
+    // drop a column constraint without rebuilding the table, and gains little from it: kept there.
+    id: '20261123T2030_outbox_no_id_index',
+    up: async (db, dialect) => {
+      if (dialect !== 'postgres') return;
+      await sql`alter table messaging_outbox drop constraint if exists messaging_outbox_id_key`.execute(db);
+    },
+  },
 ];
 
 /** Row types of the messaging tables, for Kysely. */
