@@ -36,7 +36,7 @@ import type { Store, UnitOfWork } from '@bulwark/store';
 import { problem } from '../problem/problem-error.js';
 import { requestFingerprint } from './fingerprint.js';
 import type { HttpTables } from './http-migrations.js';
-import { claimKey, completeKey, deleteExpired, releaseKey, type RecordKey, type StoredResponse } from './idempotency-records.js';
+import { claimKey, claimLost, completeKey, deleteExpired, releaseKey, type RecordKey, type StoredResponse } from './idempotency-records.js';
 
 /** The request header. */
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
@@ -135,26 +135,31 @@ class IdempotentRequest implements IdempotencyContext {
     this.phase = 'running';
     const { settings, reply, id, token } = this;
     let response: StoredResponse;
+    let committing = false;
     try {
       response = await settings.store.transaction(async (tx) => {
         const value = await fn(tx as unknown as UnitOfWork<DB>);
         const stored = toStoredResponse(reply, value, settings.replayHeaders);
         if (id !== undefined && token !== undefined) await completeKey(tx, id, token, stored);
+        committing = true;
         return stored;
       });
     } catch (error) {
-      await this.release();
+      const held = await this.release();
+      // The commit failed with the claim gone: on PostgreSQL that is how a completion that found its claim taken over fails.
+      if (committing && !held && id !== undefined && token !== undefined) throw claimLost();
       throw error;
     }
     this.phase = 'done';
     return reply.send(response.body);
   }
 
-  /** Gives the claim back, if this request holds one that is not completed. */
-  async release(): Promise<void> {
-    if (this.phase === 'done' || this.phase === 'released') return;
+  /** Gives the claim back, if this request holds one that is not completed. Returns true when it still held it. */
+  async release(): Promise<boolean> {
+    if (this.phase === 'done' || this.phase === 'released') return false;
     this.phase = 'released';
-    if (this.id !== undefined && this.token !== undefined) await releaseKey(this.settings.store.db, this.id, this.token);
+    if (this.id !== undefined && this.token !== undefined) return releaseKey(this.settings.store, this.id, this.token);
+    return false;
   }
 }
 
@@ -214,7 +219,7 @@ function setUp(app: FastifyInstance, options: IdempotencyOptions): void {
       return context;
     },
   });
-  const keys: IdempotencyKeys = { cleanup: () => deleteExpired(settings.store.db, settings.now()) };
+  const keys: IdempotencyKeys = { cleanup: () => deleteExpired(settings.store, settings.now()) };
   app.decorate('idempotencyKeys', keys);
 
   app.addHook('onRoute', (route: RouteOptions) => {

@@ -4,6 +4,7 @@ import fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import { openStore, type Migration, type Store } from '@bulwark/store';
 import { testDatabase, type TestDatabase } from '@bulwark/store/testing';
 import { httpMigrations, idempotency, kitServerOptions, problem, serviceKit, type HttpTables } from '../index.js';
+import { deleteExpired } from './idempotency-records.js';
 
 interface PaymentsDb extends HttpTables {
   payments: { id: string; amount: number; tag: string };
@@ -50,6 +51,15 @@ for (const engine of ['sqlite', 'postgres'] as const) {
             return { id, amount: request.body.amount };
           });
         },
+      );
+      app.post<{ Body: { tag: string } }>('/commit-fails', { config: { idempotency: { required: true } } }, async (request) =>
+        request.idempotency.transaction<PaymentsDb>(async (tx) => {
+          await tx.db.insertInto('payments').values({ id: `pay-${++seq}`, amount: 1, tag: request.body.tag }).execute();
+          // A write of the commit that fails (a duplicate primary key): the commit, not the handler, fails.
+          tx.atCommit(() => tx.db.insertInto('payments').values({ id: 'pay-dup', amount: 1, tag: 'dup' }).compile());
+          tx.atCommit(() => tx.db.insertInto('payments').values({ id: 'pay-dup', amount: 1, tag: 'dup' }).compile());
+          return { ok: true };
+        }),
       );
       app.post('/optional', { config: { idempotency: true } }, async (request) => request.idempotency.transaction(async () => ({ key: request.idempotency.key ?? null })));
     });
@@ -176,6 +186,30 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(again.statusCode, 201);
       assert.equal(again.headers['idempotent-replayed'], undefined);
       assert.equal(await effects('ttl'), 2);
+    });
+
+    it('a commit that fails after the handler keeps neither the effect nor the record, and releases the key', async () => {
+      const failed = await app.inject({ method: 'POST', url: '/commit-fails', payload: { tag: 'commit-fails' }, headers: { 'idempotency-key': 'key-commit' } });
+      assert.equal(failed.statusCode, 500);
+      assert.equal(await effects('commit-fails'), 0);
+      assert.equal(await effects('dup'), 0);
+      const row = await store.db.selectFrom('http_idempotency').select('idem_key').where('idem_key', '=', 'key-commit').execute();
+      assert.equal(row.length, 0, 'released, not completed and not left in progress');
+      const retried = await app.inject({ method: 'POST', url: '/commit-fails', payload: { tag: 'commit-fails' }, headers: { 'idempotency-key': 'key-commit' } });
+      assert.equal(retried.statusCode, 500, 'the retry ran again (released): not a replay nor a 409');
+    });
+
+    it('cleanup deletes expired records in batches, all of them, and nothing else', async () => {
+      const base = Date.UTC(2001, 0, 1); // long before every other test's records expire
+      const row = (key: string, expiresAt: number) => ({ scope: 'cleanup', route: 'POST /x', idem_key: key, fingerprint: 'f', state: 'completed' as const, claim: 't', locked_until: 0, status: 200, headers: '{}', body: '', body_encoding: 'utf8' as const, created_at: base, expires_at: expiresAt });
+      await store.db
+        .insertInto('http_idempotency')
+        .values([...Array.from({ length: 7 }, (_, i) => row(`expired-${i}`, base - 1)), row('live', base + HOUR)])
+        .execute();
+      assert.equal(await deleteExpired(store as never, base, 3), 7, 'three batches: 3 + 3 + 1');
+      const left = await store.db.selectFrom('http_idempotency').select('idem_key').where('scope', '=', 'cleanup').execute();
+      assert.deepEqual(left.map((r) => r.idem_key), ['live']);
+      assert.equal(await deleteExpired(store as never, base, 3), 0);
     });
   });
 }
