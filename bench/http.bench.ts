@@ -5,12 +5,16 @@
  *   (b) kit          the same route with the kit's defaults: request id, problem errors, querystring
  *                    and response schemas, the bulwark:http:request metrics hook (with a subscriber, as
  *                    telemetry would be), access log plumbing, an in-memory rate limit too generous to refuse
- *   (c) idempotent   POST /payments with a unique Idempotency-Key per request on SQLite: claim, effect and
- *                    completed record (two transactions per request)
+ *   (c) idempotent   POST /payments with a unique Idempotency-Key per request on SQLite: the claim (one
+ *                    autocommit insert), then the effect and the completed record in one transaction
  *
  * Each server runs in its own child process (one core) and autocannon in this one (the other core).
- * (a) and (b) are measured in alternating rounds and the median round is reported. The last line is
- * one JSON object of figures. `--quick` shortens every phase.
+ * (a) and (b) are measured in alternating rounds and the median round is reported, with the median of
+ * the per-round kit/bare ratios (`kit_ratio_paired`: adjacent rounds share the machine's conditions,
+ * which matters on a shared machine). Besides req/s, each server reports the CPU it spent per request
+ * (user + system, `*_cpu_us`), the figure least disturbed by other load, and (c) its event-loop delay
+ * (SQLite runs on the event loop: a slow disk shows there). The last line is one JSON object of
+ * figures. `--quick` shortens every phase.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { subscribe } from 'node:diagnostics_channel';
@@ -18,6 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import fastify, { type FastifyInstance } from 'fastify';
 import { HTTP_REQUEST_CHANNEL, httpMigrations, idempotency, kitServerOptions, rateLimit, serviceKit } from '@bulwark/http';
@@ -26,14 +31,38 @@ import { tokenBucket } from '@bulwark/resilience';
 
 type Kind = 'bare' | 'kit' | 'idempotent';
 const quick = process.argv.includes('--quick');
-const seconds = quick ? 2 : 5;
-const rounds = quick ? 1 : 3;
+const seconds = quick ? 2 : 4;
+const rounds = quick ? 1 : 5;
 const connections = 50;
 
 const helloSchema = {
   querystring: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64 } } },
   response: { 200: { type: 'object', properties: { hello: { type: 'string' } } } },
 };
+
+/** What a server reports when asked (`'stats'`): requests served, CPU used (µs) and event-loop delay (ms) since the last ask. */
+interface Stats {
+  served: number;
+  cpuUs: number;
+  loopDelayP99Ms: number;
+}
+
+function reportStats(app: FastifyInstance): void {
+  let served = 0;
+  app.server.on('request', () => void served++);
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  let cpu = process.cpuUsage();
+  process.on('message', (message) => {
+    if (message !== 'stats') return;
+    const used = process.cpuUsage(cpu);
+    const stats: Stats = { served, cpuUs: used.user + used.system, loopDelayP99Ms: delay.percentile(99) / 1e6 };
+    process.send?.(stats);
+    served = 0;
+    cpu = process.cpuUsage();
+    delay.reset();
+  });
+}
 
 async function serve(kind: Kind): Promise<void> {
   if (kind === 'bare') {
@@ -75,6 +104,7 @@ async function serve(kind: Kind): Promise<void> {
 }
 
 async function listen(app: FastifyInstance): Promise<void> {
+  reportStats(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   process.send?.({ port: typeof address === 'object' && address !== null ? address.port : 0 });
@@ -82,6 +112,9 @@ async function listen(app: FastifyInstance): Promise<void> {
 
 interface Figures {
   rps: number;
+  /** Server CPU per request, µs. */
+  cpuUs: number;
+  loopDelayP99Ms: number;
   p50: number;
   p99: number;
   non2xx: number;
@@ -100,7 +133,14 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function load(port: number, kind: Kind, durationSec: number): Promise<Figures> {
+async function stats(child: ChildProcess): Promise<Stats> {
+  const reply = once(child, 'message') as Promise<[Stats]>;
+  child.send('stats');
+  return (await reply)[0];
+}
+
+async function load({ child, port }: { child: ChildProcess; port: number }, kind: Kind, durationSec: number): Promise<Figures> {
+  await stats(child); // resets the server's counters
   let key = 0;
   const options: autocannon.Options =
     kind === 'idempotent'
@@ -120,11 +160,17 @@ async function load(port: number, kind: Kind, durationSec: number): Promise<Figu
         }
       : { url: `http://127.0.0.1:${port}/hello?name=bulwark`, connections, duration: durationSec };
   const result = await autocannon(options);
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
+  const server = await stats(child);
+  return { rps: result.requests.average, cpuUs: server.cpuUs / Math.max(1, server.served), loopDelayP99Ms: server.loopDelayP99Ms, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
 }
 
 function median(values: Figures[]): Figures {
   const sorted = [...values].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
@@ -133,11 +179,11 @@ async function main(): Promise<void> {
   const kit = await start('kit');
   const results: Record<'bare' | 'kit', Figures[]> = { bare: [], kit: [] };
   try {
-    await load(bare.port, 'bare', 1); // warm-up: JIT and connections
-    await load(kit.port, 'kit', 1);
+    await load(bare, 'bare', 1); // warm-up: JIT and connections
+    await load(kit, 'kit', 1);
     for (let r = 0; r < rounds; r++) {
-      results.bare.push(await load(bare.port, 'bare', seconds));
-      results.kit.push(await load(kit.port, 'kit', seconds));
+      results.bare.push(await load(bare, 'bare', seconds));
+      results.kit.push(await load(kit, 'kit', seconds));
     }
   } finally {
     await Promise.all([stop(bare.child), stop(kit.child)]);
@@ -145,8 +191,8 @@ async function main(): Promise<void> {
   const idem = await start('idempotent');
   let idempotent: Figures;
   try {
-    await load(idem.port, 'idempotent', 1);
-    idempotent = await load(idem.port, 'idempotent', seconds);
+    await load(idem, 'idempotent', 1);
+    idempotent = await load(idem, 'idempotent', seconds);
   } finally {
     await stop(idem.child);
   }
@@ -158,9 +204,12 @@ async function main(): Promise<void> {
     ['(c) Idempotency-Key, SQLite', idempotent],
   ];
   console.log(`${connections} connections, ${seconds} s per phase, median of ${rounds} alternating rounds for (a) and (b)\n`);
-  console.log(`${'contender'.padEnd(30)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'non-2xx'.padStart(8)} ${'errors'.padStart(7)}`);
-  for (const [name, f] of rows) console.log(`${name.padEnd(30)} ${f.rps.toFixed(0).padStart(9)} ${String(f.p50).padStart(7)} ${String(f.p99).padStart(7)} ${String(f.non2xx).padStart(8)} ${String(f.errors).padStart(7)}`);
-  console.log(`\nrounds (req/s): bare ${results.bare.map((f) => f.rps.toFixed(0)).join(', ')}; kit ${results.kit.map((f) => f.rps.toFixed(0)).join(', ')}`);
+  console.log(`${'contender'.padEnd(30)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'non-2xx'.padStart(8)} ${'errors'.padStart(7)} ${'server µs/req'.padStart(14)}`);
+  for (const [name, f] of rows) console.log(`${name.padEnd(30)} ${f.rps.toFixed(0).padStart(9)} ${String(f.p50).padStart(7)} ${String(f.p99).padStart(7)} ${String(f.non2xx).padStart(8)} ${String(f.errors).padStart(7)} ${f.cpuUs.toFixed(1).padStart(14)}`);
+  const ratios = results.kit.map((f, r) => f.rps / results.bare[r]!.rps);
+  console.log(`\nrounds (req/s): bare ${results.bare.map((f) => f.rps.toFixed(0)).join(', ')}; kit ${results.kit.map((f) => f.rps.toFixed(0)).join(', ')}; kit/bare ${ratios.map((x) => x.toFixed(2)).join(', ')}`);
+  console.log(`server CPU per request (µs): bare ${results.bare.map((f) => f.cpuUs.toFixed(1)).join(', ')}; kit ${results.kit.map((f) => f.cpuUs.toFixed(1)).join(', ')}`);
+  console.log(`(c) event-loop delay p99: ${idempotent.loopDelayP99Ms.toFixed(1)} ms`);
   console.log(
     JSON.stringify({
       bare_rps: Math.round(a.rps),
@@ -170,6 +219,11 @@ async function main(): Promise<void> {
       kit_p99_ms: b.p99,
       idempotent_p99_ms: idempotent.p99,
       kit_ratio: Number((b.rps / a.rps).toFixed(3)),
+      kit_ratio_paired: Number(medianOf(ratios).toFixed(3)),
+      bare_cpu_us: Number(medianOf(results.bare.map((f) => f.cpuUs)).toFixed(1)),
+      kit_cpu_us: Number(medianOf(results.kit.map((f) => f.cpuUs)).toFixed(1)),
+      idempotent_cpu_us: Number(idempotent.cpuUs.toFixed(1)),
+      idempotent_loop_delay_p99_ms: Number(idempotent.loopDelayP99Ms.toFixed(1)),
       kit_non2xx: b.non2xx,
       idempotent_non2xx: idempotent.non2xx,
     }),
