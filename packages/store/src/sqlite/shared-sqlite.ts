@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import { Kysely } from 'kysely';
 import { ImmediateSqliteDialect } from './immediate-sqlite-dialect.js';
+import { withStatementCache } from './statement-cache.js';
 import { openSqlite, type SqliteSettings } from './open-sqlite.js';
 
 interface Shared {
@@ -29,13 +30,13 @@ function emitter(): EventEmitter {
 /** A Kysely instance on the process's connection to `path`, its commit signals, and the function that gives it back. */
 export function acquireSqlite(path: string, settings: SqliteSettings): { db: Kysely<unknown>; signals: EventEmitter; release: () => Promise<void> } {
   if (path === ':memory:') {
-    const db = new Kysely<unknown>({ dialect: new ImmediateSqliteDialect({ database: openSqlite(path, settings) }) });
+    const db = new Kysely<unknown>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(openSqlite(path, settings)) }) });
     return { db, signals: emitter(), release: () => db.destroy() };
   }
   const key = resolve(path);
   let shared = open.get(key);
   if (shared === undefined) {
-    shared = { db: new Kysely<unknown>({ dialect: new ImmediateSqliteDialect({ database: openSqlite(path, settings) }) }), signals: emitter(), users: 0 };
+    shared = { db: new Kysely<unknown>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(openSqlite(path, settings)) }) }), signals: emitter(), users: 0 };
     open.set(key, shared);
   }
   shared.users++;
