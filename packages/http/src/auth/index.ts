@@ -25,4 +25,3 @@ export { PasswordHasher, DEFAULT_SCRYPT_PARAMS, type PasswordHasherOptions, type
 export { authMigrations, type AuthTables } from './schema.js';
 export { AuthService, createAuthService, normalizeUsername, type AuthServiceOptions, type TokenSet, type RegisteredUser } from './auth-service.js';
 export { authRoutes, type AuthRoutesOptions } from './auth-routes.js';
-export { TestIssuer, problemErrorHandler, type SignOptions } from './testing.js';
