@@ -168,7 +168,10 @@ export class OutboxRelay<DB = unknown> {
         this.woken = false;
         const published = await this.publishBatch();
         failures = 0;
-        if (published >= this.batchSize || this.woken) continue;
+        // Work found: look again at once. Only an empty look sleeps — a relay that tried to sleep
+        // after every partial batch would wait on the doorbell locks while writers, finding the
+        // lock wanted, ring (and a NOTIFY serializes commits).
+        if (published > 0 || this.woken) continue;
         await this.sleep();
       } catch (error) {
         failures++;
