@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import { after, describe, it } from 'node:test';
 import { CompiledQuery } from 'kysely';
 import pg from 'pg';
-import { inlineParameters } from './commit-writes.js';
+import fc from 'fast-check';
+import { inlineParameters, quote } from './commit-writes.js';
 import { testPostgresUrl } from './testing/databases.js';
 
 describe('commit writes: parameters inlined as literals (PostgreSQL)', () => {
@@ -33,6 +34,14 @@ describe('commit writes: parameters inlined as literals (PostgreSQL)', () => {
     assert.deepEqual(rows[1], rows[0]);
     assert.equal(rows[1]!.b, '9007199254740993');
     assert.deepEqual(rows[1]!.bytes, values[7]);
+  });
+
+  it('quotes strings exactly as pg.escapeLiteral does', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('a', "'", '\\', '"', 'é', '$', '\n', ' ', 'E') }), (text) => quote(text) === pg.escapeLiteral(text)),
+      { numRuns: 2_000 },
+    );
+    fc.assert(fc.property(fc.string({ unit: 'grapheme' }), (text) => quote(text) === pg.escapeLiteral(text)));
   });
 
   it('refuses what it cannot write faithfully', () => {

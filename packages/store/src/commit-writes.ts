@@ -19,7 +19,6 @@
  */
 import { CompiledQuery, PostgresAdapter, PostgresDriver, PostgresIntrospector, PostgresQueryCompiler, type DatabaseConnection, type Dialect, type Kysely, type PostgresDialectConfig, type Transaction } from 'kysely';
 import { createRequire } from 'node:module';
-import pg from 'pg';
 
 /** pg's own conversion of a parameter to its wire text (dates, buffers, arrays, JSON). */
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils') as { prepareValue: (value: unknown) => string | Buffer | null };
@@ -61,7 +60,7 @@ export function commitWritesSql(frame: CommitFrame | undefined): string | undefi
 /**
  * Replaces `$1`, `$2`, ... in a compiled PostgreSQL query with its parameters
  * as SQL literals. Strings (and what pg would send as strings: dates, JSON,
- * arrays) are quoted with `pg.escapeLiteral`; numbers must be finite.
+ * arrays) are quoted as `pg.escapeLiteral` would (`quote`); numbers must be finite.
  * Kysely compiles every value to a parameter, so a `$n` in its SQL text is
  * always a placeholder, never part of a literal.
  */
@@ -83,16 +82,28 @@ function literal(value: unknown): string {
   }
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'string') return pg.escapeLiteral(value);
+  if (typeof value === 'string') return quote(value);
   // Everything else exactly as pg would send it as a parameter (Date, Buffer, arrays, JSON).
   const text = prepareValue(value);
   if (text === null) return 'null';
-  return pg.escapeLiteral(Buffer.isBuffer(text) ? `\\x${text.toString('hex')}` : text);
+  return quote(Buffer.isBuffer(text) ? `\\x${text.toString('hex')}` : text);
+}
+
+/**
+ * A string literal, exactly as `pg.escapeLiteral` writes it (quotes doubled;
+ * with a backslash, an `E''` literal with backslashes doubled, so it reads
+ * the same whatever `standard_conforming_strings` is) — but with native
+ * replaces instead of a character-by-character loop, which showed in the
+ * outbox's profile for message bodies of a few hundred characters.
+ */
+export function quote(text: string): string {
+  const quoted = text.includes("'") ? text.replaceAll("'", "''") : text;
+  return text.includes('\\') ? ` E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;
 }
 
 /** A commit write that NOTIFYs `channel` (delivered to listeners when, and only if, the transaction commits). */
 export function notifyWrite(channel: string): CommitWrite {
-  const query = CompiledQuery.raw(`select pg_notify(${pg.escapeLiteral(channel)}, '')`);
+  const query = CompiledQuery.raw(`select pg_notify(${quote(channel)}, '')`);
   return () => query;
 }
 
