@@ -29,7 +29,8 @@
 import pino, { type DestinationStream, type Level, type Logger, type LoggerOptions } from 'pino';
 import { InvalidTelemetryOptionError, requireName, requireRatio } from '../errors.js';
 import { LogLevels, LOG_LEVELS } from './log-levels.js';
-import { activeTraceFields, keepLine } from './trace-fields.js';
+import { activeTraceFields, kLogSampling, keepLine } from './trace-fields.js';
+import { LineBuffer } from './line-buffer.js';
 import { SECRET_KEYS, redactSecrets } from './redact.js';
 
 export { SECRET_KEYS };
@@ -91,8 +92,10 @@ export function createLogger(options: CreateLoggerOptions): BulwarkLogger {
     },
     // The mixin's fields go under the line's own; outside a span nothing is allocated.
     mixinMergeStrategy: (line, mixin) => (mixin === EMPTY ? line : Object.assign(mixin, line)),
-    mixin() {
+    mixin(line) {
       try {
+        // A line that names its trace already (the access line) needs no lookup of the active span.
+        if (typeof (line as { trace_id?: unknown }).trace_id === 'string') return EMPTY;
         return activeTraceFields() ?? EMPTY;
       } catch {
         return EMPTY;
@@ -119,6 +122,7 @@ export function createLogger(options: CreateLoggerOptions): BulwarkLogger {
   }
   const modules = new LogLevels(logger, failures);
   Object.defineProperty(logger, 'modules', { value: modules, enumerable: false });
+  if (ratio < 1) Object.defineProperty(logger, kLogSampling, { value: ratio, enumerable: false });
   return logger as BulwarkLogger;
 }
 
@@ -130,9 +134,9 @@ function resolveDestination(destination: CreateLoggerOptions['destination'], fai
   let stream: DestinationStream;
   if (typeof destination === 'string') {
     if (destination === '') throw new InvalidTelemetryOptionError('createLogger', 'destination', destination, 'a file path or a stream');
-    // Buffered: one write per 4 KiB instead of one per line (pino flushes it on exit). Bounded: past
-    // 16 MiB waiting for the disk, lines are dropped rather than growing the heap without limit.
-    stream = pino.destination({ dest: destination, sync: false, mkdir: true, minLength: 4096, maxLength: 16 * 1024 * 1024 });
+    // Buffered: one write per 4 KiB instead of one per line (flushed on exit). Bounded: past 16 MiB
+    // waiting for the disk, lines are dropped rather than growing the heap without limit.
+    stream = new LineBuffer(pino.destination({ dest: destination, sync: false, mkdir: true, minLength: 0, maxLength: 16 * 1024 * 1024 }), 4096);
   } else if (typeof destination === 'object' && destination !== null && typeof destination.write === 'function') {
     stream = destination;
   } else {

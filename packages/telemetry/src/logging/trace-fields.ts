@@ -30,6 +30,16 @@ export function keepLine(ratio: number, random: () => number): boolean {
   const span = trace.getActiveSpan();
   if (span === undefined) return random() < ratio;
   const ctx = span.spanContext();
-  if ((ctx.traceFlags & TraceFlags.SAMPLED) !== 0) return true;
-  return traceFraction(ctx.traceId) < ratio;
+  return keepTraceLine(ratio, ctx.traceId, (ctx.traceFlags & TraceFlags.SAMPLED) !== 0);
 }
+
+/** Whether a line below `warn` of this trace is kept (the rule of `keepLine`, for a known trace). */
+export function keepTraceLine(ratio: number, traceId: string, sampled: boolean): boolean {
+  return sampled || traceFraction(traceId) < ratio;
+}
+
+/**
+ * The sampling ratio of a `createLogger` logger (inherited by its children), when it samples: lets
+ * the access log skip building a line that would be dropped.
+ */
+export const kLogSampling = Symbol.for('bulwark.telemetry.logSampling');
