@@ -4,15 +4,17 @@
  * each with its own hooks):
  *
  * - **Tracing**: extracts the W3C `traceparent` from the request, starts a
- *   SERVER span `<METHOD> <route>` (route template, never the raw URL), makes
+ *   SERVER span `<METHOD> <route>` (route template, never the raw URL;
+ *   deferred while the trace is unsampled, `tracing/server-span.ts`), makes
  *   it the active context for the hooks and the handler, records errors, and
  *   ends it with `http.response.status_code` (status ERROR for 5xx).
  * - **RED metrics**: request counter and duration histogram per method,
  *   route and status class, with the trace id as exemplar for sampled
  *   traces.
- * - **Access log**: one `info` line per request on `request.log` (which
- *   carries `trace_id`/`span_id`), with method, route, url, status and
- *   duration. Give Fastify `logController: new LogController({
+ * - **Access log**: one `info` line per request on `request.log`, with
+ *   `trace_id`/`span_id`, method, route, url, status and duration; when the
+ *   logger samples (`createLogger({ sampling })`) and would drop it, the
+ *   line is not even built. Give Fastify `logController: new LogController({
  *   disableRequestLogging: true })` so it does not write its own two lines.
  *
  * Own hooks rather than `@fastify/otel`: `npm run bench:telemetry` measures
@@ -31,7 +33,9 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, propagation, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { kLogSampling, keepTraceLine } from '../logging/trace-fields.js';
 import { HttpServerMetrics } from '../metrics/http-metrics.js';
+import { kStartServerSpan, type StartServerSpan } from '../tracing/server-span.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 export interface FastifyTelemetryOptions {
@@ -58,6 +62,11 @@ type WithState = FastifyRequest & { [kState]?: Instrumented };
 /** The plugin; see the module comment. */
 export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetryOptions, done: (error?: Error) => void): void {
   const tracer = options.telemetry?.tracer;
+  // A `setupTelemetry` handle starts server spans the cheap way (deferred while unsampled); any other tracer the usual way.
+  const startSpan: StartServerSpan | undefined =
+    tracer === undefined
+      ? undefined
+      : ((options.telemetry as { [kStartServerSpan]?: StartServerSpan })[kStartServerSpan] ?? ((name, attributes, parent) => tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent)));
   const red = options.metrics === undefined ? undefined : new HttpServerMetrics(options.metrics);
   const accessLog = options.accessLog !== false;
   const ignored = new Set(options.ignoreRoutes ?? []);
@@ -80,20 +89,13 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
     if (ignored.has(route)) return next();
     const state: Instrumented = { start: performance.now(), span: undefined, context: undefined, route };
     (request as WithState)[kState] = state;
-    if (tracer === undefined) return next();
+    if (startSpan === undefined) return next();
     const headers = request.headers;
     const parent = headers.traceparent === undefined && headers.baggage === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers);
     const method = request.method;
     const url = request.url;
     const q = url.indexOf('?');
-    const span = tracer.startSpan(
-      `${method} ${route}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: { 'http.request.method': method, 'http.route': route, 'url.path': q < 0 ? url : url.slice(0, q) },
-      },
-      parent,
-    );
+    const span = startSpan(`${method} ${route}`, { 'http.request.method': method, 'http.route': route, 'url.path': q < 0 ? url : url.slice(0, q) }, parent);
     state.span = span;
     state.context = trace.setSpan(parent, span);
     context.with(state.context, next);
@@ -128,14 +130,19 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
     }
     if (red !== undefined) red.observe(request.method, state.route, status, elapsedMs / 1000, sampled ? traceId : undefined);
     if (accessLog) {
-      const line: Record<string, unknown> = { method: request.method, route: state.route, url: request.url, status, duration_ms: Math.round(elapsedMs * 1000) / 1000 };
-      // onResponse usually runs in the request's context already (the mixin adds the fields); if not, add them here.
-      if (traceId !== undefined && trace.getActiveSpan() !== span) {
-        line.trace_id = traceId;
-        line.span_id = spanId;
+      const log = request.log;
+      // A sampling logger would drop this line (deterministic per trace, `keepLine`): do not build it.
+      const ratio = (log as { [kLogSampling]?: number })[kLogSampling];
+      if (status >= 500 || ratio === undefined || traceId === undefined || keepTraceLine(ratio, traceId, sampled)) {
+        const line: Record<string, unknown> = { method: request.method, route: state.route, url: request.url, status, duration_ms: Math.round(elapsedMs * 1000) / 1000 };
+        // Named on the line, so the logger's mixin need not look up the active span (nor miss it, outside the request's context).
+        if (traceId !== undefined) {
+          line.trace_id = traceId;
+          line.span_id = spanId;
+        }
+        if (status >= 500) log.error(line, 'request failed');
+        else log.info(line, 'request completed');
       }
-      if (status >= 500) request.log.error(line, 'request failed');
-      else request.log.info(line, 'request completed');
     }
     next();
   });

@@ -39,6 +39,7 @@ import { ErrorKeepingSpanProcessor } from './error-keeping-processor.js';
 import { messagingTracing } from './messaging-tracing.js';
 import { traceResilienceEvents } from './resilience-tracing.js';
 import { createSampler, type SamplerOptions } from './sampler.js';
+import { PrimedIdGenerator, kStartServerSpan, serverSpanStarter } from './server-span.js';
 import { MemorySpanStore } from './span-store.js';
 
 /** Where spans go. `'otlp'` and `'memory'` may be combined in an array, with custom exporters. */
@@ -98,16 +99,29 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   const exporters = resolveExporters(options, store);
   const processorKind = options.processor ?? 'batch';
   if (processorKind !== 'batch' && processorKind !== 'simple') throw new InvalidTelemetryOptionError('setupTelemetry', 'processor', processorKind, '"batch" or "simple"');
+  const keepErrors = options.sampler?.keepErrors !== false;
+  const keepers: ErrorKeepingSpanProcessor[] = [];
   const processors: SpanProcessor[] = exporters.map((exporter) => {
     const inner = processorKind === 'simple' ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter, options.batch);
-    return options.sampler?.keepErrors === false ? inner : new ErrorKeepingSpanProcessor(inner);
+    if (!keepErrors) return inner;
+    const keeper = new ErrorKeepingSpanProcessor(inner);
+    keepers.push(keeper);
+    return keeper;
   });
 
   const attributes: Record<string, string | number | boolean> = { ...options.resource, [ATTR_SERVICE_NAME]: serviceName };
   if (options.serviceVersion !== undefined) attributes[ATTR_SERVICE_VERSION] = options.serviceVersion;
   if (options.environment !== undefined) attributes['deployment.environment.name'] = options.environment;
-  const provider = new NodeTracerProvider({ resource: resourceFromAttributes(attributes), sampler, spanProcessors: processors });
+  const ids = new PrimedIdGenerator();
+  const provider = new NodeTracerProvider({ resource: resourceFromAttributes(attributes), sampler, spanProcessors: processors, idGenerator: ids });
   const tracer = provider.getTracer('@bulwark/telemetry', '0.1.0');
+  const startServerSpan = serverSpanStarter({
+    tracer,
+    ids,
+    ratio: options.sampler?.ratio ?? 1,
+    keepErrors,
+    isKept: keepers.length === 1 ? (traceId) => keepers[0]!.isKept(traceId) : (traceId) => keepers.some((k) => k.isKept(traceId)),
+  });
 
   const cleanups: (() => void)[] = [];
   const handle = {};
@@ -144,6 +158,8 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   if (options.resilience !== false) cleanups.push(traceResilienceEvents());
 
   let closed: Promise<void> | undefined;
+  // The Fastify plugin's cheap way to start server spans (`server-span.ts`); not part of the public shape.
+  Object.defineProperty(handle, kStartServerSpan, { value: startServerSpan });
   return Object.assign(handle, {
     serviceName,
     serviceVersion: options.serviceVersion,

@@ -5,6 +5,7 @@ import { isBulwarkError, retry } from '@bulwark/resilience';
 import type { Envelope } from '@bulwark/messaging';
 import { InvalidTelemetryOptionError, isInvalidTelemetryOptionError } from '../errors.js';
 import { messagingTracing } from './messaging-tracing.js';
+import { kStartServerSpan, type StartServerSpan } from './server-span.js';
 import { setupTelemetry, type Telemetry } from './setup.js';
 import { MemorySpanStore } from './span-store.js';
 
@@ -50,6 +51,57 @@ describe('sampling keeps every error span', () => {
     span.end();
     await none.forceFlush();
     assert.equal(none.spans!.size, 0);
+    await all.shutdown();
+    await none.shutdown();
+  });
+
+  it('an unsampled server span is deferred: nothing exported when it ends well; with the same ids, times, attributes, events and exception when it fails or a child failed', async () => {
+    const t = handle(0);
+    const start = (t as unknown as Record<symbol, StartServerSpan>)[kStartServerSpan]!;
+    const quiet = start('GET /a', { 'http.route': '/a' }, ROOT_CONTEXT);
+    assert.equal(quiet.isRecording(), true);
+    assert.equal(quiet.spanContext().traceFlags & 1, 0);
+    quiet.end();
+    await t.forceFlush();
+    assert.equal(t.spans!.size, 0);
+
+    const failing = start('GET /b', { 'http.route': '/b' }, ROOT_CONTEXT);
+    failing.addEvent('resilience.retry.retry', { 'bulwark.attempt': 1 });
+    failing.recordException(new Error('boom'));
+    failing.setAttribute('http.response.status_code', 500);
+    failing.setStatus({ code: SpanStatusCode.ERROR });
+    failing.end();
+    await t.forceFlush();
+    const [stored] = t.spans!.query({ name: 'GET /b' });
+    assert.ok(stored);
+    assert.equal(stored.spanId, failing.spanContext().spanId);
+    assert.equal(stored.traceId, failing.spanContext().traceId);
+    assert.equal(stored.status.code, 'error');
+    assert.equal(stored.attributes['http.response.status_code'], 500);
+    assert.equal(stored.attributes['bulwark.sampling.kept'], 'error');
+    assert.deepEqual(stored.events.map((e) => e.name), ['resilience.retry.retry', 'exception']);
+
+    const root = start('GET /c', {}, ROOT_CONTEXT);
+    const child = t.tracer.startSpan('client', {}, trace.setSpan(ROOT_CONTEXT, root));
+    child.setStatus({ code: SpanStatusCode.ERROR });
+    child.end();
+    root.end();
+    await t.forceFlush();
+    const [kept] = t.spans!.query({ name: 'GET /c' });
+    assert.equal(kept?.attributes['bulwark.sampling.kept'], 'error-trace');
+    assert.equal(t.spans!.query({ name: 'client' })[0]!.parentSpanId, kept.spanId);
+    await t.shutdown();
+  });
+
+  it('a sampled server span is an SDK span with the trace id the ratio decided on; keepErrors false gives a non-recording one', async () => {
+    const all = handle(1);
+    const span = (all as unknown as Record<symbol, StartServerSpan>)[kStartServerSpan]!('GET /d', {}, ROOT_CONTEXT);
+    assert.equal(span.spanContext().traceFlags & 1, 1);
+    span.end();
+    await all.forceFlush();
+    assert.equal(all.spans!.query({ name: 'GET /d' })[0]?.spanId, span.spanContext().spanId);
+    const none = handle(0, false);
+    assert.equal((none as unknown as Record<symbol, StartServerSpan>)[kStartServerSpan]!('GET /e', {}, ROOT_CONTEXT).isRecording(), false);
     await all.shutdown();
     await none.shutdown();
   });
