@@ -215,7 +215,10 @@ async function outboxLatency(module: string, ratePerS: number): Promise<{ p50: n
       let n = 0;
       while (next < start + ms) {
         const wait = next - performance.now();
-        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        // Always yield: a loop that spins until the next arrival starves the event loop (and with
+        // it every commit in flight) whenever arrivals are under a millisecond apart.
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        else await new Promise((r) => setImmediate(r));
         // Open model: every arrival due by now is started, whether or not earlier ones finished.
         while (next <= performance.now() && next < start + ms) {
           // Over capacity the pool refuses (5 s to get a connection): counted, not measured.
@@ -248,6 +251,19 @@ if (process.argv.includes('--only=c')) {
     const effect: EffectWrite = process.argv.includes('--effect=awaited') ? 'awaited' : 'atCommit';
     const c = await outboxThroughput(m, effect);
     console.log(`(c) outbox end to end, effect ${effect}: ${c.perS.toFixed(0)} msgs/s; ${cpuText(c.cpu, 'message')}`);
+  } finally {
+    await dropPostgresSchema(m);
+  }
+  process.exit(0);
+}
+const rateArg = process.argv.find((a) => a.startsWith('--latency-at='));
+if (rateArg !== undefined) {
+  // Profiling aid: the latency phase alone at a given offered rate.
+  const m = `bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  try {
+    const rate = Number(rateArg.split('=')[1]);
+    const l = await outboxLatency(m, rate);
+    console.log(`at ${rate}/s offered (${l.achieved.toFixed(0)}/s committed, ${l.refused} refused, ${l.count} measured): p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms`);
   } finally {
     await dropPostgresSchema(m);
   }
