@@ -59,6 +59,27 @@ interface Instrumented {
 const kState = Symbol('bulwark.telemetry.request');
 type WithState = FastifyRequest & { [kState]?: Instrumented };
 
+interface RouteInfo {
+  route: string;
+  ignored: boolean;
+  /** Span names by method. */
+  names: Record<string, string>;
+}
+
+const kRouteInfo = Symbol('bulwark.telemetry.route');
+/** Fastify's own key for a request's route context (whose `config` carries `kRouteInfo`), found on the first request. */
+let kRouteContext: symbol | null | undefined;
+
+function routeInfo(request: FastifyRequest, ignored: ReadonlySet<string>): RouteInfo {
+  kRouteContext ??= Object.getOwnPropertySymbols(request).find((s) => s.description === 'fastify.context') ?? null;
+  const config = kRouteContext === null ? undefined : (request as unknown as Record<symbol, { config?: Record<symbol, RouteInfo | undefined> } | undefined>)[kRouteContext]?.config;
+  const info = config?.[kRouteInfo];
+  if (info !== undefined) return info;
+  // Not found (404s, routes added before the plugin, another Fastify): the public way.
+  const route = request.routeOptions.url ?? 'unmatched';
+  return { route, ignored: ignored.has(route), names: {} };
+}
+
 /** The plugin; see the module comment. */
 export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetryOptions, done: (error?: Error) => void): void {
   const tracer = options.telemetry?.tracer;
@@ -71,22 +92,24 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
   const accessLog = options.accessLog !== false;
   const ignored = new Set(options.ignoreRoutes ?? []);
 
-  if (tracer !== undefined) {
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const url = route.url;
+    // Captured here so that a request finds its route without `request.routeOptions` (a getter that builds an object).
+    route.config = { ...route.config, [kRouteInfo]: { route: url, ignored: ignored.has(url), names: {} } satisfies RouteInfo } as typeof route.config;
+    if (tracer === undefined || ignored.has(url)) return;
     // The body is read after onRequest, in the socket's async context: run each handler in the request's context.
-    app.addHook('onRoute', (route: RouteOptions) => {
-      if (typeof route.url === 'string' && ignored.has(route.url)) return;
-      const handler = route.handler;
-      route.handler = function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
-        const ctx = (request as WithState)[kState]?.context;
-        // A request without a body reaches its handler still inside onRequest's context: no second entry needed.
-        return ctx === undefined || context.active() === ctx ? handler.call(this, request, reply) : context.with(ctx, handler, this, request, reply);
-      };
-    });
-  }
+    const handler = route.handler;
+    route.handler = function (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+      const ctx = (request as WithState)[kState]?.context;
+      // A request without a body reaches its handler still inside onRequest's context: no second entry needed.
+      return ctx === undefined || context.active() === ctx ? handler.call(this, request, reply) : context.with(ctx, handler, this, request, reply);
+    };
+  });
 
   app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, next: () => void) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    if (ignored.has(route)) return next();
+    const info = routeInfo(request, ignored);
+    if (info.ignored) return next();
+    const route = info.route;
     const state: Instrumented = { start: performance.now(), span: undefined, context: undefined, route };
     (request as WithState)[kState] = state;
     if (startSpan === undefined) return next();
@@ -95,7 +118,7 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
     const method = request.method;
     const url = request.url;
     const q = url.indexOf('?');
-    const span = startSpan(`${method} ${route}`, { 'http.request.method': method, 'http.route': route, 'url.path': q < 0 ? url : url.slice(0, q) }, parent);
+    const span = startSpan((info.names[method] ??= `${method} ${route}`), { 'http.request.method': method, 'http.route': route, 'url.path': q < 0 ? url : url.slice(0, q) }, parent);
     state.span = span;
     state.context = trace.setSpan(parent, span);
     context.with(state.context, next);
