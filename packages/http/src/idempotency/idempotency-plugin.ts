@@ -31,7 +31,7 @@
  * ```
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onResponseAsyncHookHandler, preHandlerAsyncHookHandler, RouteOptions } from 'fastify';
-import fp from 'fastify-plugin';
+import { syncPlugin } from '../sync-plugin.js';
 import type { Store, UnitOfWork } from '@bulwark/store';
 import { problem } from '../problem/problem-error.js';
 import { requestFingerprint } from './fingerprint.js';
@@ -185,16 +185,6 @@ function toStoredResponse(reply: FastifyReply, value: unknown, replayHeaders: re
   return { status: reply.statusCode, headers, body };
 }
 
-function idempotencyPlugin(app: FastifyInstance, options: IdempotencyOptions, done: (error?: Error) => void): void {
-  try {
-    setUp(app, options);
-  } catch (error) {
-    done(error as Error);
-    return;
-  }
-  done();
-}
-
 function setUp(app: FastifyInstance, options: IdempotencyOptions): void {
   if (typeof options.store?.transaction !== 'function') throw new TypeError('idempotency: option "store" must be a @bulwark/store Store whose migrations include httpMigrations');
   const ttlMs = positive('ttlMs', options.ttlMs ?? 24 * 60 * 60 * 1000);
@@ -298,4 +288,4 @@ function positive(name: string, value: number): number {
  * await app.register(idempotency, { store });
  * ```
  */
-export const idempotency: FastifyPluginCallback<IdempotencyOptions> = fp(idempotencyPlugin, { fastify: '5.x', name: '@bulwark/http/idempotency' });
+export const idempotency: FastifyPluginCallback<IdempotencyOptions> = syncPlugin('@bulwark/http/idempotency', setUp);

@@ -23,7 +23,7 @@
  * ```
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify';
-import fp from 'fastify-plugin';
+import { syncPlugin } from '../sync-plugin.js';
 import { MemoryRateLimitStore, rateLimiter, type RateLimitDecision, type RateLimiterPolicy, type RateLimitRuleInput, type RateLimitStore } from '@bulwark/resilience';
 import { kitProblem } from '../problem/render-problem.js';
 import { sendProblem } from '../problem/send-problem.js';
@@ -122,16 +122,6 @@ function limitHook(limit: Limit) {
   };
 }
 
-function rateLimitPlugin(app: FastifyInstance, options: RateLimitOptions, done: (error?: Error) => void): void {
-  try {
-    setUp(app, options);
-  } catch (error) {
-    done(error as Error);
-    return;
-  }
-  done();
-}
-
 function setUp(app: FastifyInstance, options: RateLimitOptions): void {
   const store = options.store ?? new MemoryRateLimitStore();
   const key = options.key ?? defaultIdentity(options.apiKeyHeader);
@@ -177,4 +167,4 @@ function checkMode(mode: StoreFailureMode): StoreFailureMode {
  * await app.register(rateLimit, { rule: tokenBucket({ capacity: 20, refillRate: 10 }), store: new RedisRateLimitStore({ redis }) });
  * ```
  */
-export const rateLimit: FastifyPluginCallback<RateLimitOptions> = fp(rateLimitPlugin, { fastify: '5.x', name: '@bulwark/http/rate-limit' });
+export const rateLimit: FastifyPluginCallback<RateLimitOptions> = syncPlugin('@bulwark/http/rate-limit', setUp);
