@@ -67,15 +67,11 @@ interface RouteInfo {
 }
 
 const kRouteInfo = Symbol('bulwark.telemetry.route');
-/** Fastify's own key for a request's route context (whose `config` carries `kRouteInfo`), found on the first request. */
-let kRouteContext: symbol | null | undefined;
-
 function routeInfo(request: FastifyRequest, ignored: ReadonlySet<string>): RouteInfo {
-  kRouteContext ??= Object.getOwnPropertySymbols(request).find((s) => s.description === 'fastify.context') ?? null;
-  const config = kRouteContext === null ? undefined : (request as unknown as Record<symbol, { config?: Record<symbol, RouteInfo | undefined> } | undefined>)[kRouteContext]?.config;
-  const info = config?.[kRouteInfo];
+  // The route's config, through Fastify's public API (the getter costs tens of nanoseconds).
+  const info = (request.routeOptions.config as unknown as Record<symbol, RouteInfo | undefined> | undefined)?.[kRouteInfo];
   if (info !== undefined) return info;
-  // Not found (404s, routes added before the plugin, another Fastify): the public way.
+  // Not found (404s, routes added before the plugin): the route pattern as Fastify reports it.
   const route = request.routeOptions.url ?? 'unmatched';
   return { route, ignored: ignored.has(route), names: {} };
 }
