@@ -57,12 +57,29 @@ export class BulwarkError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
-    // A user's own subclass (no `code` of its own) is judged by its prototype chain, as usual.
-    if (!Object.hasOwn(this, 'code')) return Function.prototype[Symbol.hasInstance].call(this, value);
-    if (!isBulwarkError(value)) return false;
-    const code = this.code;
-    return code === undefined || value.code === code;
+    return isInstanceOfErrorClass(this, value, isBulwarkError);
   }
+}
+
+/**
+ * `instanceof` for an error class of a branded family, shared by every
+ * package's error classes: a class with a `code` of its own matches any
+ * error of the family (`isFamily`, which reads a `Symbol.for` brand, so it
+ * holds across duplicate installs) with that code, the family's base class
+ * (`code` undefined) matches every member, and a user's own subclass (no
+ * `code` of its own) is judged by its prototype chain, as usual.
+ *
+ * @example
+ * ```ts
+ * static override [Symbol.hasInstance](value: unknown): boolean {
+ *   return isInstanceOfErrorClass(this, value, isMyPackageError);
+ * }
+ * ```
+ */
+export function isInstanceOfErrorClass(cls: (abstract new (...args: never[]) => unknown) & { readonly code?: string | undefined }, value: unknown, isFamily: (value: unknown) => value is { readonly code: string }): boolean {
+  if (!Object.hasOwn(cls, 'code')) return Function.prototype[Symbol.hasInstance].call(cls, value);
+  if (!isFamily(value)) return false;
+  return cls.code === undefined || value.code === cls.code;
 }
 
 // The brand lives on the prototype: every installed copy sets the same `Symbol.for` key.

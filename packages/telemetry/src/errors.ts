@@ -11,6 +11,7 @@
  * unknown log level on the admin route); recording a span, a log line or a
  * metric never throws into the code it observes.
  */
+import { isInstanceOfErrorClass } from '@bulwark/resilience';
 
 const kBulwark = Symbol.for('bulwark.error');
 const kTelemetry = Symbol.for('bulwark.telemetry.error');
@@ -44,10 +45,7 @@ export class TelemetryError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
-    if (!Object.hasOwn(this, 'code')) return Function.prototype[Symbol.hasInstance].call(this, value);
-    if (!isTelemetryError(value)) return false;
-    const code = this.code;
-    return code === undefined || value.code === code;
+    return isInstanceOfErrorClass(this, value, isTelemetryError);
   }
 }
 

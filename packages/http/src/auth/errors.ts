@@ -10,6 +10,7 @@
  * Identity survives two installed copies of this package: `instanceof` is
  * decided by a `Symbol.for` brand and the code, and `isAuthError` reads the brand.
  */
+import { isInstanceOfErrorClass } from '@bulwark/resilience';
 
 const kBrand = Symbol.for('bulwark.http.auth.error');
 
@@ -95,10 +96,7 @@ export class AuthError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
-    if (!Object.hasOwn(this, 'code')) return Function.prototype[Symbol.hasInstance].call(this, value);
-    if (!isAuthError(value)) return false;
-    const code = this.code;
-    return code === undefined || value.code === code;
+    return isInstanceOfErrorClass(this, value, isAuthError);
   }
 }
 

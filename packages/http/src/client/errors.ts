@@ -11,7 +11,7 @@
  * Identity survives two installed copies of this package: `instanceof` is
  * decided by a `Symbol.for` brand and the code; `isHttpClientError` reads the brand.
  */
-import { parseRetryAfter } from '@bulwark/resilience';
+import { isInstanceOfErrorClass, parseRetryAfter } from '@bulwark/resilience';
 
 const kBrand = Symbol.for('bulwark.http.client.error');
 
@@ -58,10 +58,7 @@ export class HttpClientError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
-    if (!Object.hasOwn(this, 'code')) return Function.prototype[Symbol.hasInstance].call(this, value);
-    if (!isHttpClientError(value)) return false;
-    const code = this.code;
-    return code === undefined || value.code === code;
+    return isInstanceOfErrorClass(this, value, isHttpClientError);
   }
 }
 

@@ -8,6 +8,7 @@
  * resilience's `isBulwarkError` and `isTransient` recognise it, plus its own
  * brand for the guards below.
  */
+import { isInstanceOfErrorClass } from '@bulwark/resilience';
 
 const kBulwarkBrand = Symbol.for('bulwark.error');
 const kSloBrand = Symbol.for('bulwark.telemetry.slo.error');
@@ -39,11 +40,7 @@ export class SloError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
-    // A user's own subclass (no `code` of its own) is judged by its prototype chain, as usual.
-    if (!Object.hasOwn(this, 'code')) return Function.prototype[Symbol.hasInstance].call(this, value);
-    if (!isSloError(value)) return false;
-    const code = this.code;
-    return code === undefined || value.code === code;
+    return isInstanceOfErrorClass(this, value, isSloError);
   }
 }
 
