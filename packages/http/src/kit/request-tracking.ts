@@ -76,7 +76,8 @@ export function installRequestTracking(fastify: FastifyInstance, state: DrainSta
   // A body is read on the socket's events, outside the context entered above: enter it again before the handler.
   fastify.addHook('preValidation', function reenterContext(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
     const context = request.requestContext;
-    if (context !== null) enterRequestContext(context);
+    // Without a body nothing ran outside the context entered in onRequest: nothing to restore.
+    if (context !== null && request.body !== undefined) enterRequestContext(context);
     done();
   });
 
