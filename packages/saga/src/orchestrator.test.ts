@@ -336,6 +336,15 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(refused.status, 503);
     });
 
+    it('leaves sagas beyond maxConcurrent unowned and claims them as slots free up', async () => {
+      const { ledger, orchestrator, sagas, store } = await setup((ledger, flow) => [ledgerSaga(ledger, flow, ['a', 'b'])], { maxConcurrent: 2 });
+      const handles = await Promise.all(Array.from({ length: 12 }, (_, i) => orchestrator.start(sagas[0] as SagaDefinition, { orderId: `o${i}`, amount: i })));
+      const unowned = await sql<{ n: number }>`select count(*) as n from saga_instances where owner is null and lease_until = 0`.execute(store.db);
+      assert.ok(Number(unowned.rows[0]?.n) >= 1, 'some sagas waited for a slot');
+      for (const h of handles) assert.equal((await orchestrator.result(h.id, { timeoutMs: 10_000 })).state, 'completed');
+      assert.equal((await keysOf(ledger, 'do')).length, 24);
+    });
+
     it('a saga finishes on the version it started with; a restarted orchestrator resumes it', async () => {
       const v1Calls: string[] = [];
       const v2Calls: string[] = [];

@@ -143,6 +143,10 @@ export class SagaOrchestrator {
   private stopSignal: (() => void) | undefined;
   private claiming: Promise<void> | undefined;
   private claimAgain = false;
+  /** Slots held by starts whose insert is in flight. */
+  private reserved = 0;
+  /** Claimable sagas may be waiting for a free slot (a start or a claim found this process full). */
+  private backlog = false;
   private closed = false;
 
   constructor(private readonly options: SagaOrchestratorOptions) {
@@ -205,8 +209,14 @@ export class SagaOrchestrator {
    */
   async start<Input>(definition: SagaDefinition<Input, unknown>, input: Input, options: StartOptions = {}): Promise<SagaHandle> {
     const { row, def } = this.prepare(definition, input, options);
-    if (await this.writer.insert(row)) return this.started(row, def);
-    return this.resolveConflict(row, def, (r) => this.writer.insert(r));
+    // Hold the slot from now: many starts in one tick must not all take one.
+    if (row.owner !== null) this.reserved++;
+    try {
+      if (await this.writer.insert(row)) return this.started(row, def);
+      return await this.resolveConflict(row, def, (r) => this.writer.insert(r));
+    } finally {
+      if (row.owner !== null) this.reserved--;
+    }
   }
 
   /**
@@ -332,7 +342,7 @@ export class SagaOrchestrator {
     if (lockKey !== undefined && (typeof lockKey !== 'string' || lockKey === '')) throw new InvalidSagaInputError(def.name, 'lockKey(input) must return a non-empty string or undefined');
     const id = options.id ?? uuidv7(now);
     if (typeof id !== 'string' || id === '' || id.length > 200) throw new InvalidSagaInputError(def.name, 'the saga id must be a non-empty string of at most 200 characters');
-    const own = this.driving.size < this.maxConcurrent;
+    const own = this.driving.size + this.reserved < this.maxConcurrent;
     return {
       def,
       row: {
@@ -385,7 +395,10 @@ export class SagaOrchestrator {
   private started(row: InstanceRow, def: SagaDefinition): SagaHandle {
     this.events.emit('started', { sagaId: row.id, type: row.type, version: row.version, lockKey: row.lockKey, queued: false });
     if (row.owner === this.owner) this.drive(this.driven(row, def));
-    else this.claimSoon();
+    else {
+      this.backlog = true;
+      this.claimSoon();
+    }
     return { id: row.id, state: row.state, existing: false };
   }
 
@@ -427,7 +440,8 @@ export class SagaOrchestrator {
     d.done = run.finally(() => {
       this.running.delete(run);
       if (this.driving.get(d.id) === d) this.driving.delete(d.id);
-      if (!this.closed) this.claimSoon();
+      // A freed slot is worth a claim only when work was left waiting for one; the poll covers the rest.
+      if (!this.closed && this.backlog) this.claimSoon();
     });
   }
 
@@ -725,8 +739,11 @@ export class SagaOrchestrator {
   }
 
   private async claim(): Promise<void> {
-    const free = this.maxConcurrent - this.driving.size;
-    if (free <= 0) return;
+    const free = this.maxConcurrent - this.driving.size - this.reserved;
+    if (free <= 0) {
+      this.backlog = true;
+      return;
+    }
     const now = this.now();
     const rows = await this.repository.claim(this.owner, now, now + this.leaseMs, [...this.definitions.values()], Math.min(free, 100));
     for (const row of rows) {
@@ -748,7 +765,8 @@ export class SagaOrchestrator {
       this.driving.set(row.id, next);
       void stale.done.then(() => this.drive(next));
     }
-    if (rows.length === Math.min(free, 100)) this.claimAgain = true;
+    this.backlog = rows.length === Math.min(free, 100);
+    if (this.backlog) this.claimAgain = true;
   }
 
   /** Renews every lease this process holds; a saga whose lease was not renewed was taken away: stop driving it. */
