@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { after, describe, it } from 'node:test';
+import { after, afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openStore, sql } from '@bulwark/store';
 import { testDatabase } from '@bulwark/store/testing';
@@ -86,11 +86,16 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       for (const c of cleanups.reverse()) await c().catch(() => undefined);
     });
 
+    /** Closes each test's stores when it ends (a suite's worth of pools would exhaust PostgreSQL's connections). */
+    afterEach(async () => {
+      for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+    });
+
     async function setup(defs: (ledger: Ledger, flow: Flow) => SagaDefinition[], extra: Partial<SagaOrchestratorOptions> = {}) {
       const sagaDb = await testDatabase(engine, 'saga');
       const ledgerDb = await testDatabase(engine, 'ledger');
-      const store = await openStore<unknown>({ module: sagaDb.module, url: sagaDb.url, migrations: { saga: sagaMigrations } });
-      const ledgerStore = await openStore<unknown>({ module: ledgerDb.module, url: ledgerDb.url, migrations: ledgerMigrations });
+      const store = await openStore<unknown>({ module: sagaDb.module, url: sagaDb.url, migrations: { saga: sagaMigrations }, poolSize: 4 });
+      const ledgerStore = await openStore<unknown>({ module: ledgerDb.module, url: ledgerDb.url, migrations: ledgerMigrations, poolSize: 4 });
       cleanups.push(sagaDb.cleanup, ledgerDb.cleanup, () => store.close(), () => ledgerStore.close());
       const ledger = new Ledger(ledgerStore);
       const flow = newFlow();

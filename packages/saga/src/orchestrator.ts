@@ -247,9 +247,12 @@ export class SagaOrchestrator {
    * `SagaNotFoundError` for an unknown id.
    */
   async result(id: string, options: { timeoutMs?: number } = {}): Promise<SagaOutcome> {
-    const row = await this.repository.get(id);
-    if (row === undefined) throw new SagaNotFoundError(id);
-    if (SETTLED.has(row.state)) return outcomeOf(row);
+    // A saga this process drives tells its waiters when it settles: no need to read it first.
+    if (!this.driving.has(id)) {
+      const row = await this.repository.get(id);
+      if (row === undefined) throw new SagaNotFoundError(id);
+      if (SETTLED.has(row.state)) return outcomeOf(row);
+    }
     return new Promise<SagaOutcome>((resolve, reject) => {
       let poll: Timer | undefined;
       let expire: Timer | undefined;
