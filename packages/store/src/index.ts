@@ -6,3 +6,4 @@ export { parseStoreUrl, redact, type StoreLocation } from './store-url.js';
 export { type Durability } from './sqlite/open-sqlite.js';
 export { sql, CompiledQuery, type Compilable, type Kysely, type Transaction, type Selectable, type Insertable, type Generated } from 'kysely';
 export { type CommitWrite } from './commit-writes.js';
+export { preparedQuery } from './postgres/prepared.js';

@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { StoreConfigError } from '../errors.js';
 import { redact } from '../store-url.js';
+import { usePreparedStatements } from './prepared.js';
 
 export interface PostgresSettings {
   max: number;
@@ -25,6 +26,7 @@ export function createPool(connectionString: string, schema: string, settings: P
   // An idle connection the server dropped (a restart, a terminated backend) is discarded by the pool;
   // without a listener its 'error' event would crash the process.
   pool.on('error', (error) => process.emitWarning(`bulwark store "${schema}": an idle PostgreSQL connection failed and was discarded: ${error.message}`));
+  pool.on('connect', usePreparedStatements);
   return pool;
 }
 
