@@ -66,7 +66,7 @@ export interface SagaSummary {
 }
 
 export type TimelineEntry =
-  | { at: number; kind: 'created'; state: SagaState }
+  | { at: number; kind: 'created' }
   | { at: number; kind: 'step'; step: string; phase: 'invoke' | 'compensate'; outcome: 'succeeded' | 'failed'; attempts: number; startedAt: number; durationMs: number; error: string | null }
   | { at: number; kind: 'operator'; action: string; actor: string; reason: string; before: string; after: string };
 
@@ -128,7 +128,7 @@ export class SagaAdmin {
     if (row === undefined) throw new SagaNotFoundError(id);
     const [steps, audit] = await Promise.all([this.repository.steps(id), this.repository.audit(id)]);
     const timeline: TimelineEntry[] = [
-      { at: row.createdAt, kind: 'created', state: 'running' } as TimelineEntry,
+      { at: row.createdAt, kind: 'created' } as TimelineEntry,
       ...steps.map((s): TimelineEntry => ({ at: s.finishedAt, kind: 'step', step: s.step, phase: s.phase, outcome: s.outcome, attempts: s.attempts, startedAt: s.startedAt, durationMs: s.finishedAt - s.startedAt, error: s.error })),
       ...audit.map((a): TimelineEntry => ({ at: a.at, kind: 'operator', action: a.action, actor: a.actor, reason: a.reason, before: a.beforeState, after: a.afterState })),
     ].sort((a, b) => a.at - b.at);
@@ -173,6 +173,7 @@ export class SagaAdmin {
 
   /** Sagas past their deadline and not finished. */
   async overdue(limit = 100): Promise<SagaSummary[]> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new InvalidSagaActionError('limit', `must be an integer in 1..500, got ${String(limit)}`);
     const now = this.now();
     return (await this.repository.overdue(now, limit)).map((r) => this.summary(r, now));
   }

@@ -6,7 +6,7 @@ import { testDatabase } from '@bulwark/store/testing';
 import { defineSaga, type SagaBuilder, type SagaDefinition } from './definition.js';
 import { InvalidSagaInputError, SagaLockedError, SagaRefusedError, SagaStateError, isSagaError } from './errors.js';
 import { SagaAdmin } from './admin.js';
-import { createSagaOrchestrator, type SagaOrchestrator, type SagaOrchestratorOptions } from './orchestrator.js';
+import { SagaOrchestrator, type SagaOrchestratorOptions } from './orchestrator.js';
 import { sagaMigrations } from './schema.js';
 import { Ledger, ledgerMigrations } from './testing/ledger.js';
 import type { SagaEvents } from './events.js';
@@ -100,10 +100,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const ledger = new Ledger(ledgerStore);
       const flow = newFlow();
       const sagas = defs(ledger, flow);
-      const open = async (more: Partial<SagaOrchestratorOptions> = {}) => {
-        const o = await createSagaOrchestrator({ store, sagas, pollIntervalMs: 50, leaseMs: 2_000, maintenanceIntervalMs: 100, ...extra, ...more });
+      /** An orchestrator; `before` sees it before it starts claiming (to catch its first events). */
+      const open = async (more: Partial<SagaOrchestratorOptions> = {}, before?: (o: SagaOrchestrator) => void) => {
+        const o = new SagaOrchestrator({ store, sagas, pollIntervalMs: 50, leaseMs: 2_000, maintenanceIntervalMs: 100, ...extra, ...more });
+        before?.(o);
         cleanups.push(() => o.close({ drainMs: 0 }));
-        return o;
+        return o.open();
       };
       const orchestrator = await open();
       const admin = new SagaAdmin({ store, sagas });
@@ -341,6 +343,27 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(refused.status, 503);
     });
 
+    it('stores any error text (NUL included) and names each instance uniquely even when given one name', async () => {
+      const { orchestrator, sagas, open } = await setup(() => [
+        defineSaga('Nul', { input: (raw) => raw as { n: number } })
+          .step('a', { invoke: async () => undefined, compensate: async () => undefined })
+          .step('b', {
+            pivot: true,
+            invoke: async () => {
+              throw Object.assign(new Error('bad\u0000byte'), { retryable: false });
+            },
+          })
+          .build(),
+      ]);
+      const { id } = await orchestrator.start(sagas[0] as SagaDefinition, { n: 1 });
+      const outcome = await orchestrator.result(id, { timeoutMs: 10_000 });
+      assert.equal(outcome.state, 'compensated');
+      assert.match(outcome.error ?? '', /bad\\u0000byte/);
+      const [x, y] = [await open({ owner: 'pod-a' }), await open({ owner: 'pod-a' })];
+      assert.match(x.owner, /^pod-a:/);
+      assert.notEqual(x.owner, y.owner);
+    });
+
     it('leaves sagas beyond maxConcurrent unowned and claims them as slots free up', async () => {
       const { ledger, orchestrator, sagas, store } = await setup((ledger, flow) => [ledgerSaga(ledger, flow, ['a', 'b'])], { maxConcurrent: 2 });
       const handles = await Promise.all(Array.from({ length: 12 }, (_, i) => orchestrator.start(sagas[0] as SagaDefinition, { orderId: `o${i}`, amount: i })));
@@ -373,8 +396,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       while (!v1Calls.includes('two')) await sleep(5);
       await orchestrator.close({ drainMs: 10 });
       release();
-      const next = await open({ sagas: [v1, v2], owner: 'next' });
-      const events = recordEvents(next);
+      let events: ReturnType<typeof recordEvents> = {};
+      const next = await open({ sagas: [v1, v2], owner: 'next' }, (o) => (events = recordEvents(o)));
       const outcome = await next.result(id, { timeoutMs: 10_000 });
       assert.equal(outcome.state, 'completed');
       assert.deepEqual(v2Calls, [], 'the v1 saga never ran v2 steps');

@@ -44,7 +44,7 @@ export interface SagaOrchestratorOptions {
   store: Store<unknown>;
   /** Every definition (and version) this orchestrator may start or resume. */
   sagas: readonly SagaDefinition[];
-  /** This orchestrator's identity in leases. Default: host, pid and a random suffix. */
+  /** This orchestrator's name in leases (a random suffix makes each instance unique). Default: host and pid. */
   owner?: string;
   /** How long a claim lasts without a heartbeat. Default 15 000 ms. */
   leaseMs?: number;
@@ -160,8 +160,10 @@ export class SagaOrchestrator {
       if (this.definitions.has(key)) throw new SagaConfigError(`sagas[${i}]`, `${key} is listed twice`);
       this.definitions.set(key, def);
     }
-    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    if (typeof this.owner !== 'string' || this.owner === '') throw new SagaConfigError('owner', 'must be a non-empty string');
+    if (options.owner !== undefined && (typeof options.owner !== 'string' || options.owner === '')) throw new SagaConfigError('owner', 'must be a non-empty string');
+    // Unique per instance even when the name is not: a restart that reused the name would
+    // otherwise renew (and so keep from every claim) the leases its dead predecessor held.
+    this.owner = `${options.owner ?? `${hostname()}:${process.pid}`}:${randomUUID().slice(0, 8)}`;
     this.leaseMs = positive('leaseMs', options.leaseMs, 15_000);
     this.maxConcurrent = positiveInteger('maxConcurrent', options.maxConcurrent, 500);
     this.pollIntervalMs = positive('pollIntervalMs', options.pollIntervalMs, 1_000);
@@ -631,6 +633,7 @@ export class SagaOrchestrator {
       try {
         applied = await this.writer.progress(progress);
       } catch (error) {
+        if (!isUnreachable(error)) return this.unwritable(d, error);
         // The database is unreachable: retry while the lease can still be ours; then another orchestrator takes over.
         if (attempt >= 8 || Math.max(d.leaseUntil, this.renewedUntil) <= this.now()) {
           this.events.emit('error', { where: `writing saga ${d.id}`, error });
@@ -647,6 +650,44 @@ export class SagaOrchestrator {
     Object.assign(d, change);
     d.logSeq = progress.logSeq;
     return true;
+  }
+
+  /**
+   * The database refused the write itself (not a lost connection): retrying it, or letting
+   * another orchestrator redo the step, would fail the same way forever. Park the saga as
+   * `stuck` with the reason, writing nothing else, for an operator.
+   */
+  private async unwritable(d: Driven, error: unknown): Promise<false> {
+    this.events.emit('error', { where: `writing saga ${d.id}`, error });
+    const reason = `could not record the saga's progress: ${describe(error)}`;
+    const stuck: Progress = {
+      id: d.id,
+      owner: this.owner,
+      epoch: d.epoch,
+      state: 'stuck',
+      phase: d.phase,
+      stepIndex: d.stepIndex,
+      outputs: null,
+      failedStep: d.failedStep,
+      error: reason,
+      logSeq: d.logSeq,
+      updatedAt: this.now(),
+      leaseUntil: 0,
+      logs: [],
+    };
+    try {
+      if ((await this.repository.progress([stuck])).has(d.id)) {
+        d.state = 'stuck';
+        d.error = reason;
+        this.events.emit('stuck', { ...ref(d), step: (d.def.steps[d.stepIndex])?.name ?? '', phase: d.phase === 'forward' ? 'invoke' : 'compensate', error: reason });
+        this.settle(d);
+        return false;
+      }
+    } catch (again) {
+      this.events.emit('error', { where: `parking saga ${d.id} as stuck`, error: again });
+    }
+    this.lost(d);
+    return false;
   }
 
   private log(d: Driven, step: StepDefinition, phase: 'invoke' | 'compensate', result: CallResult, startedAt: number, finishedAt: number): StepLogRow {
@@ -826,9 +867,20 @@ function ambiguous(error: unknown): boolean {
   return isTransient(error) || code === 'BULWARK_DEADLINE_EXCEEDED' || code === 'BULWARK_TIMEOUT';
 }
 
+/** An error as stored text: bounded, and without NUL (which PostgreSQL text refuses). */
 function describe(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`.slice(0, 2_000);
-  return String(error).slice(0, 2_000);
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.slice(0, 2_000).replaceAll('\u0000', '\\u0000');
+}
+
+const UNREACHABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300', '40001', '40P01', 'SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_BUSY_SNAPSHOT']);
+
+/** A database error that says "not now" (connection lost, server restarting, busy), not "never". */
+function isUnreachable(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (code.startsWith('08') || UNREACHABLE_CODES.has(code) || isTransient(error)) return true;
+  return typeof e?.message === 'string' && /Connection terminated|connection timeout|timeout exceeded when trying to connect|ECONNREFUSED|ECONNRESET/i.test(e.message);
 }
 
 function outcomeOf(row: InstanceRow): SagaOutcome {

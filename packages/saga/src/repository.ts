@@ -11,7 +11,7 @@
  * appends its step-log rows (a data-modifying CTE, so a log row is written
  * only when its fenced update applied); on SQLite one transaction.
  */
-import { CompiledQuery, type Store } from '@bulwark/store';
+import { CompiledQuery, preparedQuery, type Store } from '@bulwark/store';
 
 export type SagaState = 'queued' | 'running' | 'compensating' | 'completed' | 'compensated' | 'stuck' | 'resolved';
 export type SagaPhase = 'forward' | 'compensating';
@@ -99,12 +99,14 @@ export class SagaRepository {
     const inserted = new Set<string>();
     for (let i = 0; i < rows.length; i += CHUNK) {
       const chunk = rows.slice(i, i + CHUNK);
-      const params: unknown[] = [];
-      const tuples = chunk.map((r) => {
-        params.push(r.id, r.type, r.version, r.state, r.phase, r.stepIndex, r.input, r.outputs, r.lockKey, r.owner, r.leaseEpoch, r.leaseUntil, r.deadlineAt, r.logSeq, r.failedStep, r.error, r.createdAt, r.updatedAt);
-        return '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-      });
-      const result = await this.run<{ id: string }>(`insert into saga_instances (${INSTANCE_COLUMNS}) values ${tuples.join(', ')} on conflict do nothing returning id`, params);
+      const columns = chunk.map((r) => [r.id, r.type, r.version, r.state, r.phase, r.stepIndex, r.input, r.outputs, r.lockKey, r.owner, r.leaseEpoch, r.leaseUntil, r.deadlineAt, r.logSeq, r.failedStep, r.error, r.createdAt, r.updatedAt]);
+      let result: { id: string }[];
+      if (this.postgres) {
+        result = (await this.store.db.executeQuery<{ id: string }>(preparedQuery(PG_INSERT, transpose(columns, 18)))).rows;
+      } else {
+        const tuples = chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+        result = await this.run<{ id: string }>(`insert into saga_instances (${INSTANCE_COLUMNS}) values ${tuples.join(', ')} on conflict do nothing returning id`, columns.flat());
+      }
       for (const row of result) inserted.add(row.id);
     }
     return inserted;
@@ -115,7 +117,8 @@ export class SagaRepository {
     const applied = new Set<string>();
     if (this.postgres) {
       for (let i = 0; i < writes.length; i += CHUNK) {
-        for (const row of await this.run<{ id: string }>(...progressCte(writes.slice(i, i + CHUNK)))) applied.add(row.id);
+        const result = await this.store.db.executeQuery<{ id: string }>(preparedQuery(PG_PROGRESS, progressArrays(writes.slice(i, i + CHUNK))));
+        for (const row of result.rows) applied.add(row.id);
       }
       return applied;
     }
@@ -328,29 +331,46 @@ export const SAGA_SIGNAL = 'saga';
 /** Thrown inside `operatorChange` when the id is unknown. */
 export class NotFound extends Error {}
 
-/** The PostgreSQL statement for a batch of fenced progress writes. */
-function progressCte(writes: readonly Progress[]): [string, unknown[]] {
-  const params: unknown[] = [];
-  const values = writes.map((w) => {
-    params.push(w.id, w.owner, w.epoch, w.state, w.phase, w.stepIndex, w.outputs, w.failedStep, w.error, w.logSeq, w.updatedAt, w.leaseUntil);
-    return '(?::text, ?::text, ?::int, ?::text, ?::text, ?::int, ?::text, ?::text, ?::text, ?::int, ?::bigint, ?::bigint)';
-  });
-  const logs = writes.flatMap((w) => w.logs);
-  let text = `with v (id, owner, epoch, state, phase, step_index, outputs, failed_step, error, log_seq, updated_at, lease_until) as (values ${values.join(', ')}),
-u as (update saga_instances s set state = v.state, phase = v.phase, step_index = v.step_index, outputs = coalesce(v.outputs, s.outputs), failed_step = v.failed_step, error = v.error, log_seq = v.log_seq, updated_at = v.updated_at, lease_until = v.lease_until, owner = case when v.lease_until = 0 then null else s.owner end
-  from v where s.id = v.id and s.owner = v.owner and s.lease_epoch = v.epoch returning s.id)`;
-  if (logs.length > 0) {
-    const rows = logs.map((l) => {
-      params.push(l.sagaId, l.seq, l.step, l.phase, l.outcome, l.attempts, l.startedAt, l.finishedAt, l.error);
-      return '(?::text, ?::int, ?::text, ?::text, ?::text, ?::int, ?::bigint, ?::bigint, ?::text)';
-    });
-    text += `,
+/**
+ * PostgreSQL: a batch of new instances as one statement of fixed text (one
+ * array per column), run as a named prepared statement.
+ */
+const PG_INSERT = `insert into saga_instances (${INSTANCE_COLUMNS})
+select * from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::bigint[], $13::bigint[], $14::int[], $15::text[], $16::text[], $17::bigint[], $18::bigint[])
+on conflict do nothing returning id`;
+
+/**
+ * PostgreSQL: a batch of fenced progress writes as one statement of fixed
+ * text — each instance updated only where owner and epoch still match, and
+ * its step-log rows appended only when its update applied.
+ */
+const PG_PROGRESS = `with v as (
+  select * from unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bigint[], $12::bigint[])
+    as v (id, owner, epoch, state, phase, step_index, outputs, failed_step, error, log_seq, updated_at, lease_until)),
+u as (update saga_instances s set state = v.state, phase = v.phase, step_index = v.step_index, outputs = coalesce(v.outputs, s.outputs), failed_step = v.failed_step, error = v.error,
+    log_seq = v.log_seq, updated_at = v.updated_at, lease_until = v.lease_until, owner = case when v.lease_until = 0 then null else s.owner end
+  from v where s.id = v.id and s.owner = v.owner and s.lease_epoch = v.epoch returning s.id),
 l as (insert into saga_steps (saga_id, seq, step, phase, outcome, attempts, started_at, finished_at, error)
-  select w.* from (values ${rows.join(', ')}) as w (saga_id, seq, step, phase, outcome, attempts, started_at, finished_at, error) where w.saga_id in (select id from u) on conflict do nothing)`;
+  select w.* from unnest($13::text[], $14::int[], $15::text[], $16::text[], $17::text[], $18::int[], $19::bigint[], $20::bigint[], $21::text[])
+    as w (saga_id, seq, step, phase, outcome, attempts, started_at, finished_at, error)
+  where w.saga_id in (select id from u) on conflict do nothing)
+select id from u`;
+
+/** The parameters of `PG_PROGRESS`: one array per column of the instances, then of their log rows. */
+function progressArrays(writes: readonly Progress[]): unknown[][] {
+  const instances = writes.map((w) => [w.id, w.owner, w.epoch, w.state, w.phase, w.stepIndex, w.outputs, w.failedStep, w.error, w.logSeq, w.updatedAt, w.leaseUntil]);
+  const logs = writes.flatMap((w) => w.logs.map((l) => [l.sagaId, l.seq, l.step, l.phase, l.outcome, l.attempts, l.startedAt, l.finishedAt, l.error]));
+  return [...transpose(instances, 12), ...transpose(logs, 9)];
+}
+
+/** Rows to columns: `width` arrays, one per column. */
+function transpose(rows: readonly unknown[][], width: number): unknown[][] {
+  const columns: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(rows.length));
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r] as unknown[];
+    for (let c = 0; c < width; c++) (columns[c] as unknown[])[r] = row[c];
   }
-  text += '\nselect id from u';
-  let n = 0;
-  return [text.replace(/\?/g, () => `$${++n}`), params];
+  return columns;
 }
 
 type RawInstance = Record<string, unknown>;

@@ -80,7 +80,9 @@ export class SagaWriter {
       const applied = await run(batch.map((p) => p.write));
       for (const p of batch) p.resolve(applied.has(idOf(p.write)));
     } catch (error) {
-      for (const p of batch) p.reject(error);
+      if (batch.length === 1) return (batch[0] as Pending<W>).reject(error);
+      // One bad write fails its whole batch: write each alone so only that one fails.
+      await Promise.all(batch.map((p) => this.apply([p], run, idOf)));
     }
   }
 
