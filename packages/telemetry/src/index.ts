@@ -29,6 +29,9 @@ export { watchResource, watchBulkhead, type ResourceStats, type BulkheadLike } f
 export { instrumentOutboxRelay, instrumentConsumer, watchMessagingBacklog, type BacklogOptions, type BacklogWatch } from './metrics/messaging-metrics.js';
 export { funnel, businessCounter, type Funnel } from './metrics/business.js';
 
+// sagas
+export { instrumentSagas, traceSagas, sagaSpanContext, type SagaEventSource, type SagaTracingOptions } from './saga/saga-telemetry.js';
+
 // Fastify plugins
 export { fastifyTelemetry, type FastifyTelemetryOptions } from './http/fastify-telemetry.js';
 export { metricsRoute, type MetricsRouteOptions } from './http/metrics-route.js';
