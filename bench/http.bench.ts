@@ -5,11 +5,15 @@
  *   (b) kit          the same route with the kit's defaults: request id, problem errors, querystring
  *                    and response schemas, the bulwark:http:request metrics hook (with a subscriber, as
  *                    telemetry would be), access log plumbing, an in-memory rate limit too generous to refuse
+ *   (b') kit, ambient context   (b) with `requestContext: 'always'`: what (b) costs in a process that reads
+ *                    the ambient request context (one that loads the client), where the kit enters it for
+ *                    every request and Node 20's AsyncLocalStorage hooks every promise. Informational: the
+ *                    target is (b) against (a)
  *   (c) idempotent   POST /payments with a unique Idempotency-Key per request on SQLite: the claim (one
  *                    autocommit insert), then the effect and the completed record in one transaction
  *
  * Each server runs in its own child process (one core) and autocannon in this one (the other core).
- * (a) and (b) are measured in alternating rounds and the median round is reported, with the median of
+ * (a), (b) and (b') are measured in alternating rounds and the median round is reported, with the median of
  * the per-round kit/bare ratios (`kit_ratio_paired`: adjacent rounds share the machine's conditions,
  * which matters on a shared machine). Besides req/s, each server reports the CPU it spent per request
  * (user + system, `*_cpu_us`), the figure least disturbed by other load, and (c) its event-loop delay
@@ -29,7 +33,7 @@ import { HTTP_REQUEST_CHANNEL, httpMigrations, idempotency, kitServerOptions, ra
 import { openStore, type Migration } from '@bulwark/store';
 import { tokenBucket } from '@bulwark/resilience';
 
-type Kind = 'bare' | 'kit' | 'idempotent';
+type Kind = 'bare' | 'kit' | 'kit-ambient' | 'idempotent';
 const quick = process.argv.includes('--quick');
 const seconds = quick ? 2 : 4;
 const rounds = quick ? 1 : 5;
@@ -72,10 +76,10 @@ async function serve(kind: Kind): Promise<void> {
     return;
   }
   const app = fastify(kitServerOptions());
-  await app.register(serviceKit, { openapi: { info: { title: 'bench', version: '1.0.0' } } });
+  await app.register(serviceKit, { openapi: { info: { title: 'bench', version: '1.0.0' } }, ...(kind === 'kit-ambient' ? { requestContext: 'always' as const } : {}) });
   let finished = 0;
   subscribe(HTTP_REQUEST_CHANNEL, () => void finished++); // what telemetry would do
-  if (kind === 'kit') {
+  if (kind === 'kit' || kind === 'kit-ambient') {
     await app.register(rateLimit, { rule: tokenBucket({ capacity: 1_000_000_000, refillRate: 1_000_000_000 }) });
     app.get<{ Querystring: { name: string } }>('/hello', { schema: helloSchema }, async (request) => ({ hello: request.query.name }));
   } else {
@@ -177,16 +181,19 @@ function medianOf(values: number[]): number {
 async function main(): Promise<void> {
   const bare = await start('bare');
   const kit = await start('kit');
-  const results: Record<'bare' | 'kit', Figures[]> = { bare: [], kit: [] };
+  const ambient = await start('kit-ambient');
+  const results: Record<'bare' | 'kit' | 'ambient', Figures[]> = { bare: [], kit: [], ambient: [] };
   try {
     await load(bare, 'bare', 1); // warm-up: JIT and connections
     await load(kit, 'kit', 1);
+    await load(ambient, 'kit-ambient', 1);
     for (let r = 0; r < rounds; r++) {
       results.bare.push(await load(bare, 'bare', seconds));
       results.kit.push(await load(kit, 'kit', seconds));
+      results.ambient.push(await load(ambient, 'kit-ambient', seconds));
     }
   } finally {
-    await Promise.all([stop(bare.child), stop(kit.child)]);
+    await Promise.all([stop(bare.child), stop(kit.child), stop(ambient.child)]);
   }
   const idem = await start('idempotent');
   let idempotent: Figures;
@@ -198,17 +205,19 @@ async function main(): Promise<void> {
   }
   const a = median(results.bare);
   const b = median(results.kit);
+  const b2 = median(results.ambient);
   const rows: [string, Figures][] = [
     ['(a) bare Fastify route', a],
     ['(b) kit defaults', b],
+    ["(b') kit, ambient context on", b2],
     ['(c) Idempotency-Key, SQLite', idempotent],
   ];
-  console.log(`${connections} connections, ${seconds} s per phase, median of ${rounds} alternating rounds for (a) and (b)\n`);
+  console.log(`${connections} connections, ${seconds} s per phase, median of ${rounds} alternating rounds for (a), (b) and (b')\n`);
   console.log(`${'contender'.padEnd(30)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'non-2xx'.padStart(8)} ${'errors'.padStart(7)} ${'server µs/req'.padStart(14)}`);
   for (const [name, f] of rows) console.log(`${name.padEnd(30)} ${f.rps.toFixed(0).padStart(9)} ${String(f.p50).padStart(7)} ${String(f.p99).padStart(7)} ${String(f.non2xx).padStart(8)} ${String(f.errors).padStart(7)} ${f.cpuUs.toFixed(1).padStart(14)}`);
   const ratios = results.kit.map((f, r) => f.rps / results.bare[r]!.rps);
   console.log(`\nrounds (req/s): bare ${results.bare.map((f) => f.rps.toFixed(0)).join(', ')}; kit ${results.kit.map((f) => f.rps.toFixed(0)).join(', ')}; kit/bare ${ratios.map((x) => x.toFixed(2)).join(', ')}`);
-  console.log(`server CPU per request (µs): bare ${results.bare.map((f) => f.cpuUs.toFixed(1)).join(', ')}; kit ${results.kit.map((f) => f.cpuUs.toFixed(1)).join(', ')}`);
+  console.log(`server CPU per request (µs): bare ${results.bare.map((f) => f.cpuUs.toFixed(1)).join(', ')}; kit ${results.kit.map((f) => f.cpuUs.toFixed(1)).join(', ')}; kit, ambient ${results.ambient.map((f) => f.cpuUs.toFixed(1)).join(', ')}`);
   console.log(`(c) event-loop delay p99: ${idempotent.loopDelayP99Ms.toFixed(1)} ms`);
   console.log(
     JSON.stringify({
@@ -222,6 +231,8 @@ async function main(): Promise<void> {
       kit_ratio_paired: Number(medianOf(ratios).toFixed(3)),
       bare_cpu_us: Number(medianOf(results.bare.map((f) => f.cpuUs)).toFixed(1)),
       kit_cpu_us: Number(medianOf(results.kit.map((f) => f.cpuUs)).toFixed(1)),
+      kit_ambient_rps: Math.round(b2.rps),
+      kit_ambient_cpu_us: Number(medianOf(results.ambient.map((f) => f.cpuUs)).toFixed(1)),
       idempotent_cpu_us: Number(idempotent.cpuUs.toFixed(1)),
       idempotent_loop_delay_p99_ms: Number(idempotent.loopDelayP99Ms.toFixed(1)),
       kit_non2xx: b.non2xx,

@@ -16,7 +16,7 @@
  * ```
  */
 export type { FastifyAugmentation } from './fastify-types.js';
-export { currentRequestContext, runWithRequestContext, enterRequestContext, type RequestContext } from './request-context.js';
+export { currentRequestContext, useRequestContext, requestContextInUse, runWithRequestContext, enterRequestContext, type RequestContext } from './request-context.js';
 export { problemTypes, problemTypeUri, PROBLEM_BASE_URI, type ProblemType, type ProblemSlug } from './problem/problem-types.js';
 export { ProblemError, problem, isProblemError, isProblemSource, type ProblemDetails, type ProblemInit, type ProblemSource } from './problem/problem-error.js';
 export { renderProblem, kitProblem, type RenderedProblem, type InvalidParam } from './problem/render-problem.js';

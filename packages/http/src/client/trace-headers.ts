@@ -5,7 +5,11 @@
  * served) supplies `traceparent`, `tracestate` and `x-request-id`, so a trace
  * stays connected across services even without OpenTelemetry.
  */
-import { currentRequestContext } from '../request-context.js';
+import { currentRequestContext, useRequestContext } from '../request-context.js';
+
+// A process that loads the client reads the ambient request context: have the service kit enter it
+// from the first request on (it is entered on demand, see request-context.ts).
+useRequestContext();
 
 /** Adds the ambient request's `traceparent`, `tracestate` and `x-request-id` to `headers` where absent. */
 export function addContextHeaders(headers: Record<string, string>): void {

@@ -160,7 +160,8 @@ describe('service kit: request id and trace context', () => {
   });
 
   it('puts the request id and a valid traceparent/tracestate in the request context, across awaits and body parsing', async () => {
-    const app = await service();
+    // 'always': the ambient context is otherwise entered on demand (request-context.test.ts).
+    const app = await service({ requestContext: 'always' });
     const get = json((await app.inject({ url: '/context', headers: { 'x-request-id': 'ctx-1', traceparent: TRACEPARENT, tracestate: 'congo=t61rcWkgMzE, rojo=00f067aa0ba902b7' } })).body);
     assert.deepEqual(get, { requestId: 'ctx-1', traceparent: TRACEPARENT, tracestate: 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7' });
     const post = json((await app.inject({ method: 'POST', url: '/orders/acme', payload: { sku: 'A', qty: 1 }, headers: { 'x-request-id': 'ctx-2', traceparent: TRACEPARENT } })).body);

@@ -41,6 +41,12 @@ export interface MetricsEndpoint {
 export interface ServiceKitOptions {
   /** One access-log line per request at `info`. Default true. */
   accessLog?: boolean;
+  /**
+   * When the ambient request context (`currentRequestContext()`) is entered: `'on-demand'` (default) once
+   * the process uses it (`createClient()`, `currentRequestContext()`, `useRequestContext()`), sparing the
+   * AsyncLocalStorage hooks until then; `'always'` from the first request. `request.requestContext` is set either way.
+   */
+  requestContext?: 'on-demand' | 'always';
   /** Readiness checks' default timeout and clock. */
   readiness?: { defaultTimeoutMs?: number; clock?: Clock };
   /** Graceful shutdown; `false` installs none (readiness then never drains). */
@@ -72,7 +78,7 @@ const hidden = { hide: true } as Record<string, unknown>;
 async function serviceKitPlugin(app: FastifyInstance, options: ServiceKitOptions): Promise<void> {
   const state: DrainState = { draining: false };
   installProblemHandlers(app);
-  installRequestTracking(app, state, { accessLog: options.accessLog ?? true });
+  installRequestTracking(app, state, { accessLog: options.accessLog ?? true, requestContext: options.requestContext ?? 'on-demand' });
 
   const readiness = new Readiness({
     ...options.readiness,

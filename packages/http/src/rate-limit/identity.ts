@@ -14,6 +14,10 @@ export function defaultIdentity(apiKeyHeader = 'x-api-key'): (request: FastifyRe
   const header = apiKeyHeader.toLowerCase();
   // Hashing a key per request would put SHA-256 on the hot path; a bounded cache keeps it off.
   const hashed = new Map<string, string>();
+  // The last client IP and its identity: consecutive requests (a keep-alive connection) get the same string
+  // back, which the plugin and the store then compare and look up without building or hashing a new one.
+  let lastIp: string | undefined;
+  let lastIpIdentity = '';
   return function identityOf(request: FastifyRequest): string {
     const user = (request as { user?: unknown }).user;
     if (typeof user === 'object' && user !== null) {
@@ -30,6 +34,11 @@ export function defaultIdentity(apiKeyHeader = 'x-api-key'): (request: FastifyRe
       }
       return `key:${digest}`;
     }
-    return `ip:${request.ip}`;
+    const ip = request.ip;
+    if (ip !== lastIp || lastIpIdentity === '') {
+      lastIp = ip;
+      lastIpIdentity = `ip:${ip}`;
+    }
+    return lastIpIdentity;
   };
 }

@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { tokenBucket, type RateLimitStore } from '@bulwark/resilience';
+import { MemoryRateLimitStore, tokenBucket, type RateLimitStore } from '@bulwark/resilience';
+import { VirtualClock } from '@bulwark/resilience/testing';
 import { kitServerOptions, rateLimit, serviceKit, type RateLimitOptions } from '../index.js';
 
 async function service(options: RateLimitOptions): Promise<FastifyInstance> {
@@ -99,6 +100,55 @@ describe('rate-limit plugin (memory store)', () => {
       assert.equal((JSON.parse(refused.body) as { type: string }).type, 'https://bulwark.dev/problems/rate-limit-unavailable');
       await Promise.all([open.close(), closed.close()]);
     }
+  });
+
+  it('header values are exact: both families equal, reset in whole seconds rounded up, on 2xx and on the 429 problem; a promised decision gives the same', async () => {
+    const rule = tokenBucket({ capacity: 2, refillRate: 1, refillIntervalMs: 1_500 });
+    const memory = (): MemoryRateLimitStore => new MemoryRateLimitStore({ clock: new VirtualClock(1_000_000) });
+    const sync = memory();
+    const promised = memory();
+    const asyncStore: RateLimitStore = { take: (...args) => Promise.resolve(promised.take(...args)) };
+    const responses: Record<string, unknown>[][] = [];
+    for (const store of [sync, asyncStore]) {
+      const app = await service({ rule, store });
+      const seen: Record<string, unknown>[] = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await app.inject({ url: '/a', headers: { 'x-request-id': `rl-${i}` } });
+        const h = res.headers;
+        for (const name of ['limit', 'remaining', 'reset']) assert.equal(h[`x-ratelimit-${name}`], h[`ratelimit-${name}`], name);
+        seen.push({ status: res.statusCode, limit: h['ratelimit-limit'], remaining: h['ratelimit-remaining'], reset: h['ratelimit-reset'], retryAfter: h['retry-after'], requestId: h['x-request-id'], type: h['content-type'], body: res.body });
+      }
+      responses.push(seen);
+      await app.close();
+    }
+    const expected = [
+      { status: 200, limit: '2', remaining: '1', reset: '2', retryAfter: undefined, requestId: 'rl-0', type: 'application/json; charset=utf-8', body: '{"ok":"a"}' },
+      { status: 200, limit: '2', remaining: '0', reset: '3', retryAfter: undefined, requestId: 'rl-1', type: 'application/json; charset=utf-8', body: '{"ok":"a"}' },
+      {
+        status: 429,
+        limit: '2',
+        remaining: '0',
+        reset: '3',
+        retryAfter: '2',
+        requestId: 'rl-2',
+        type: 'application/problem+json; charset=utf-8',
+        body: JSON.stringify({ type: 'https://bulwark.dev/problems/rate-limited', title: 'Too many requests', status: 429, requestId: 'rl-2' }),
+      },
+    ];
+    assert.deepEqual(responses[0], expected, 'synchronous store');
+    assert.deepEqual(responses[1], expected, 'a store that answers with a promise');
+  });
+
+  it('identities that alternate request by request each keep their own count', async () => {
+    const app = await service({ rule: hourly });
+    const who = [{ remoteAddress: '10.0.0.1' }, { remoteAddress: '10.0.0.2' }, { remoteAddress: '10.0.0.1', headers: { 'x-api-key': 'k-1' } }];
+    const remaining: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const res = await app.inject({ url: '/a', ...who[i % 3] });
+      remaining.push(`${res.statusCode}:${String(res.headers['ratelimit-remaining'])}`);
+    }
+    assert.deepEqual(remaining, ['200:2', '200:2', '200:2', '200:1', '200:1', '200:1', '200:0', '200:0', '200:0', '429:0', '429:0', '429:0']);
+    await app.close();
   });
 
   it('rejects invalid options at registration', async () => {

@@ -77,19 +77,37 @@ interface Limit {
   cost: number;
   key: (request: FastifyRequest) => string;
   failClosed: boolean;
+  /** The last identity and its store key (`prefix + identity`), reused while the identity repeats. */
+  lastIdentity: string | undefined;
+  lastKey: string;
+  /** `String(limit)` of the last decision: a rule's limit never changes, so it is formatted once. */
+  limitText: string;
+  limitOf: number;
+}
+
+/** Header values as strings: Node would otherwise turn each number into a string twice (validation, then the header line). */
+function text(n: number): string {
+  return n === 0 ? '0' : n === 1 ? '1' : String(n);
 }
 
 /** Sets the rate-limit headers of `d` on `reply`; refuses with 429 when `d` does. Returns true when the request may go on. */
-function applyDecision(d: RateLimitDecision, reply: FastifyReply): boolean {
-  const reset = d.resetMs > 0 ? Math.ceil(d.resetMs / 1000) : 0;
-  reply.header('ratelimit-limit', d.limit);
-  reply.header('ratelimit-remaining', d.remaining);
+function applyDecision(limit: Limit, d: RateLimitDecision, reply: FastifyReply): boolean {
+  if (d.limit !== limit.limitOf) {
+    limit.limitOf = d.limit;
+    limit.limitText = String(d.limit);
+  }
+  const limitText = limit.limitText;
+  const remaining = text(d.remaining);
+  // Seconds until fully restored, rounded up: an allowance restored in 1 ms is reported as 1 s, never 0.
+  const reset = d.resetMs > 0 ? text(Math.ceil(d.resetMs / 1000)) : '0';
+  reply.header('ratelimit-limit', limitText);
+  reply.header('ratelimit-remaining', remaining);
   reply.header('ratelimit-reset', reset);
-  reply.header('x-ratelimit-limit', d.limit);
-  reply.header('x-ratelimit-remaining', d.remaining);
+  reply.header('x-ratelimit-limit', limitText);
+  reply.header('x-ratelimit-remaining', remaining);
   reply.header('x-ratelimit-reset', reset);
   if (d.allowed) return true;
-  reply.header('retry-after', Math.max(1, Math.ceil(d.retryAfterMs / 1000)));
+  reply.header('retry-after', text(Math.max(1, Math.ceil(d.retryAfterMs / 1000))));
   sendProblem(reply, limited);
   return false;
 }
@@ -104,7 +122,12 @@ function limitHook(limit: Limit) {
   return function rateLimitRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     let answer: RateLimitDecision | Promise<RateLimitDecision>;
     try {
-      answer = limit.limiter.take(limit.prefix + limit.key(request), limit.cost);
+      const identity = limit.key(request);
+      if (identity !== limit.lastIdentity) {
+        limit.lastIdentity = identity;
+        limit.lastKey = limit.prefix + identity;
+      }
+      answer = limit.limiter.take(limit.lastKey, limit.cost);
     } catch (error) {
       storeFailed(limit, error, request, reply, done);
       return;
@@ -112,11 +135,11 @@ function limitHook(limit: Limit) {
     if ('then' in answer) {
       answer.then(
         (d) => {
-          if (applyDecision(d, reply)) done();
+          if (applyDecision(limit, d, reply)) done();
         },
         (error: unknown) => storeFailed(limit, error, request, reply, done),
       );
-    } else if (applyDecision(answer, reply)) {
+    } else if (applyDecision(limit, answer, reply)) {
       done();
     }
   };
@@ -148,6 +171,10 @@ function setUp(app: FastifyInstance, options: RateLimitOptions): void {
       cost: config?.cost ?? 1,
       key: config?.key ?? key,
       failClosed: checkMode(config?.onStoreError ?? failureMode) === 'closed',
+      lastIdentity: undefined,
+      lastKey: '',
+      limitText: '',
+      limitOf: Number.NaN,
     };
     const existing = route[hook];
     route[hook] = [...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]), limitHook(limit)] as never;
