@@ -31,11 +31,11 @@
  * app.get('/orders/:id', handler);
  * ```
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, propagation, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, context, propagation, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import { kLogSampling, keepTraceLine } from '../logging/trace-fields.js';
-import { HttpServerMetrics } from '../metrics/http-metrics.js';
-import { kStartServerSpan, type StartServerSpan } from '../tracing/server-span.js';
+import { kLogSampling, kTraceDecided, traceFraction } from '../logging/trace-fields.js';
+import { HttpServerMetrics, statusClassIndex, type RedSeries } from '../metrics/http-metrics.js';
+import { DeferredSpan, kStartServerSpan, withSpan, type StartServerSpan } from '../tracing/server-span.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 export interface FastifyTelemetryOptions {
@@ -50,10 +50,11 @@ export interface FastifyTelemetryOptions {
 }
 
 interface Instrumented {
+  /** `performance.now()` when the request arrived: the span's start and the duration's. */
   start: number;
   span: Span | undefined;
   context: Context | undefined;
-  route: string;
+  info: RouteInfo;
 }
 
 const kState = Symbol('bulwark.telemetry.request');
@@ -64,16 +65,29 @@ interface RouteInfo {
   ignored: boolean;
   /** Span names by method. */
   names: Record<string, string>;
+  /** RED series by method, then status class (`statusClassIndex`): recorded into without a lookup. */
+  red: Record<string, (RedSeries | undefined)[]>;
 }
 
 const kRouteInfo = Symbol('bulwark.telemetry.route');
-function routeInfo(request: FastifyRequest, ignored: ReadonlySet<string>): RouteInfo {
+function routeInfo(request: FastifyRequest, ignored: ReadonlySet<string>, others: Map<string, RouteInfo>): RouteInfo {
   // The route's config, through Fastify's public API (the getter costs tens of nanoseconds).
-  const info = (request.routeOptions.config as unknown as Record<symbol, RouteInfo | undefined> | undefined)?.[kRouteInfo];
+  const options = request.routeOptions;
+  const info = (options.config as unknown as Record<symbol, RouteInfo | undefined> | undefined)?.[kRouteInfo];
   if (info !== undefined) return info;
   // Not found (404s, routes added before the plugin): the route pattern as Fastify reports it.
-  const route = request.routeOptions.url ?? 'unmatched';
-  return { route, ignored: ignored.has(route), names: {} };
+  const route = options.url ?? 'unmatched';
+  let other = others.get(route);
+  if (other === undefined) {
+    other = newRouteInfo(route, ignored);
+    // Bounded: route patterns, not URLs, but a misbehaving router should not grow this without limit.
+    if (others.size < 1_000) others.set(route, other);
+  }
+  return other;
+}
+
+function newRouteInfo(route: string, ignored: ReadonlySet<string>): RouteInfo {
+  return { route, ignored: ignored.has(route), names: {}, red: {} };
 }
 
 /** The plugin; see the module comment. */
@@ -87,11 +101,12 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
   const red = options.metrics === undefined ? undefined : new HttpServerMetrics(options.metrics);
   const accessLog = options.accessLog !== false;
   const ignored = new Set(options.ignoreRoutes ?? []);
+  const others = new Map<string, RouteInfo>();
 
   app.addHook('onRoute', (route: RouteOptions) => {
     const url = route.url;
     // Captured here so that a request finds its route without `request.routeOptions` (a getter that builds an object).
-    route.config = { ...route.config, [kRouteInfo]: { route: url, ignored: ignored.has(url), names: {} } satisfies RouteInfo } as typeof route.config;
+    route.config = { ...route.config, [kRouteInfo]: newRouteInfo(url, ignored) } as typeof route.config;
     if (tracer === undefined || ignored.has(url)) return;
     // The body is read after onRequest, in the socket's async context: run each handler in the request's context.
     const handler = route.handler;
@@ -103,10 +118,10 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
   });
 
   app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, next: () => void) => {
-    const info = routeInfo(request, ignored);
+    const info = routeInfo(request, ignored, others);
     if (info.ignored) return next();
     const route = info.route;
-    const state: Instrumented = { start: performance.now(), span: undefined, context: undefined, route };
+    const state: Instrumented = { start: performance.now(), span: undefined, context: undefined, info };
     (request as WithState)[kState] = state;
     if (startSpan === undefined) return next();
     const headers = request.headers;
@@ -114,9 +129,9 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
     const method = request.method;
     const url = request.url;
     const q = url.indexOf('?');
-    const span = startSpan((info.names[method] ??= `${method} ${route}`), { 'http.request.method': method, 'http.route': route, 'url.path': q < 0 ? url : url.slice(0, q) }, parent);
+    const span = startSpan((info.names[method] ??= `${method} ${route}`), { 'http.request.method': method, 'http.route': route, 'url.path': q < 0 ? url : url.slice(0, q) }, parent, state.start);
     state.span = span;
-    state.context = trace.setSpan(parent, span);
+    state.context = withSpan(parent, span);
     context.with(state.context, next);
   });
 
@@ -135,29 +150,42 @@ export function fastifyTelemetry(app: FastifyInstance, options: FastifyTelemetry
     const elapsedMs = performance.now() - state.start;
     const status = reply.statusCode;
     const span = state.span;
-    let traceId: string | undefined;
-    let spanId: string | undefined;
     let sampled = false;
+    /** The log sampler's number for the trace; read without making a deferred span's hex ids. */
+    let fraction = 0;
+    let traceId: string | undefined;
     if (span !== undefined) {
-      const ctx = span.spanContext();
-      traceId = ctx.traceId;
-      spanId = ctx.spanId;
-      sampled = (ctx.traceFlags & TraceFlags.SAMPLED) !== 0;
       span.setAttribute('http.response.status_code', status);
       if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      if (span instanceof DeferredSpan) fraction = span.traceFraction();
+      else {
+        const ctx = span.spanContext();
+        traceId = ctx.traceId;
+        sampled = (ctx.traceFlags & TraceFlags.SAMPLED) !== 0;
+        fraction = traceFraction(traceId);
+      }
       span.end();
     }
-    if (red !== undefined) red.observe(request.method, state.route, status, elapsedMs / 1000, sampled ? traceId : undefined);
+    const method = request.method;
+    if (red !== undefined) {
+      const info = state.info;
+      const byClass = (info.red[method] ??= []);
+      const cls = statusClassIndex(status);
+      (byClass[cls] ??= red.series(method, info.route, status)).observe(elapsedMs / 1000, sampled ? traceId : undefined);
+    }
     if (accessLog) {
       const log = request.log;
-      // A sampling logger would drop this line (deterministic per trace, `keepLine`): do not build it.
+      // A sampling logger would drop this line (deterministic per trace, `keepTraceLine`): do not build it.
       const ratio = (log as { [kLogSampling]?: number })[kLogSampling];
-      if (status >= 500 || ratio === undefined || traceId === undefined || keepTraceLine(ratio, traceId, sampled)) {
-        const line: Record<string, unknown> = { method: request.method, route: state.route, url: request.url, status, duration_ms: Math.round(elapsedMs * 1000) / 1000 };
+      if (status >= 500 || ratio === undefined || span === undefined || sampled || fraction < ratio) {
+        const line: Record<string | symbol, unknown> = { method, route: state.info.route, url: request.url, status, duration_ms: Math.round(elapsedMs * 1000) / 1000 };
         // Named on the line, so the logger's mixin need not look up the active span (nor miss it, outside the request's context).
-        if (traceId !== undefined) {
-          line.trace_id = traceId;
-          line.span_id = spanId;
+        if (span !== undefined) {
+          const ctx = span.spanContext();
+          line.trace_id = ctx.traceId;
+          line.span_id = ctx.spanId;
+          // Kept by its trace, decided here: the logger's sampler need not decide again.
+          line[kTraceDecided] = true;
         }
         if (status >= 500) log.error(line, 'request failed');
         else log.info(line, 'request completed');

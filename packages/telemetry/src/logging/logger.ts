@@ -29,7 +29,7 @@
 import pino, { type DestinationStream, type Level, type Logger, type LoggerOptions } from 'pino';
 import { InvalidTelemetryOptionError, requireName, requireRatio } from '../errors.js';
 import { LogLevels, LOG_LEVELS } from './log-levels.js';
-import { activeTraceFields, kLogSampling, keepLine } from './trace-fields.js';
+import { activeTraceFields, kLogSampling, keepLine, traceDecided } from './trace-fields.js';
 import { LineBuffer } from './line-buffer.js';
 import { SECRET_KEYS, redactSecrets } from './redact.js';
 
@@ -40,7 +40,7 @@ export interface CreateLoggerOptions {
   version?: string;
   /** Root level. Default `info` (or `LOG_LEVEL`). */
   level?: Level;
-  /** A pino destination stream, or a file path (written asynchronously, in 4 KiB writes). Default stdout. */
+  /** A pino destination stream, or a file path (written asynchronously, in 32 KiB writes, each line within a second). Default stdout. */
   destination?: DestinationStream | string;
   /** Paths to redact (PII), in pino's path syntax: `customer.email`, `*.phone`. */
   redact?: string[];
@@ -104,7 +104,7 @@ export function createLogger(options: CreateLoggerOptions): BulwarkLogger {
     hooks: {
       logMethod(args, method, levelValue) {
         try {
-          if (ratio < 1 && levelValue < WARN && !keepLine(ratio, random)) return;
+          if (ratio < 1 && levelValue < WARN && !traceDecided(args[0]) && !keepLine(ratio, random)) return;
           method.apply(this, args);
         } catch (error) {
           fail(error);
@@ -134,9 +134,9 @@ function resolveDestination(destination: CreateLoggerOptions['destination'], fai
   let stream: DestinationStream;
   if (typeof destination === 'string') {
     if (destination === '') throw new InvalidTelemetryOptionError('createLogger', 'destination', destination, 'a file path or a stream');
-    // Buffered: one write per 4 KiB instead of one per line (flushed on exit). Bounded: past 16 MiB
+    // Buffered: one write per 32 KiB (or per second) instead of one per line (flushed on exit). Bounded: past 16 MiB
     // waiting for the disk, lines are dropped rather than growing the heap without limit.
-    stream = new LineBuffer(pino.destination({ dest: destination, sync: false, mkdir: true, minLength: 0, maxLength: 16 * 1024 * 1024 }), 4096);
+    stream = new LineBuffer(pino.destination({ dest: destination, sync: false, mkdir: true, minLength: 0, maxLength: 16 * 1024 * 1024 }), 32 * 1024);
   } else if (typeof destination === 'object' && destination !== null && typeof destination.write === 'function') {
     stream = destination;
   } else {

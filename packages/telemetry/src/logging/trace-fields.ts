@@ -43,3 +43,14 @@ export function keepTraceLine(ratio: number, traceId: string, sampled: boolean):
  * the access log skip building a line that would be dropped.
  */
 export const kLogSampling = Symbol.for('bulwark.telemetry.logSampling');
+
+/**
+ * Set (true) on a line whose sampling was already decided by its trace (the access line): the
+ * logger's sampler writes it without deciding again. A symbol, so it is never serialised.
+ */
+export const kTraceDecided = Symbol.for('bulwark.telemetry.traceDecided');
+
+/** Whether a log call's first argument is a line marked `kTraceDecided`. */
+export function traceDecided(first: unknown): boolean {
+  return typeof first === 'object' && first !== null && (first as Record<symbol, unknown>)[kTraceDecided] === true;
+}

@@ -2,50 +2,143 @@
  * RED metrics for HTTP: requests, errors (by status class) and duration, per
  * route on the server side and per dependency on the client side.
  *
- * The hot path is kept cheap: one cached label set per (method, route,
- * status class), so recording allocates nothing after the first request of
- * its kind; the request counter is a plain number per label set, copied into
- * the prom-client counter when scraped (prom-client's `inc(labels)` hashes
- * the labels on every call); the duration goes to a prom-client histogram,
- * with the trace id as exemplar only for sampled traces (whose trace the
- * exemplar can link to).
+ * The hot path does not touch prom-client: each label set (method, route or
+ * dependency, status class) is a `RedSeries` holding a request count, the
+ * duration histogram's bucket counts and sum, and the last trace id seen per
+ * bucket; recording is a few additions, with no label hashing, no validation
+ * and no allocation. prom-client reads the series when scraped: the counter
+ * and the histogram are ordinary prom-client families whose `collect`
+ * callbacks copy them in, so the exposition (both formats, exemplars on the
+ * duration buckets for OpenMetrics) is prom-client's own. Exemplars are only
+ * recorded for sampled traces, whose trace the exemplar can link to.
+ *
+ * Callers that see the same label set over and over (the Fastify plugin, per
+ * route) keep the `RedSeries` that `series()` returns and record into it
+ * directly; `observe()` looks it up by a key string.
  */
 import type { Histogram } from 'prom-client';
 import type { Metrics } from './metrics.js';
 
 /** `2xx`, `4xx`, `5xx`, ... ; `error` for a request that got no response. */
 export function statusClass(status: number): string {
-  if (status >= 100 && status < 600) return CLASSES[Math.floor(status / 100)]!;
-  return 'error';
+  return CLASSES[statusClassIndex(status)]!;
 }
-const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+const CLASSES = ['error', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
-interface Observation {
-  labels: Record<string, string>;
+/** 1-5 for the status classes `1xx`-`5xx`, 0 for `error` (no response, or a status outside 100-599). */
+export function statusClassIndex(status: number): number {
+  return status >= 100 && status < 600 ? Math.floor(status / 100) : 0;
+}
+
+/** An exemplar as prom-client renders it. */
+interface PromExemplar {
+  labelSet: Record<string, string>;
   value: number;
-  exemplarLabels: Record<string, string>;
+  timestamp: number;
 }
 
-interface LabelSet {
-  labels: Record<string, string>;
-  /** Requests of this label set, copied into the counter at scrape time. */
-  count: number;
-  /** Reused for every observation of this label set (histograms with exemplars take one object). */
-  plain: Observation;
-  exemplar: Observation;
+/** The last sampled observation of a bucket. */
+interface ExemplarSlot {
+  traceId: string;
+  value: number;
+  /** Epoch seconds. */
+  timestamp: number;
 }
 
-const NO_EXEMPLAR: Record<string, string> = Object.freeze({});
+/** One label set of a RED family: its request count and duration histogram. */
+export class RedSeries {
+  /** Requests recorded (the counter; also the histogram's count). */
+  count = 0;
+  /** Sum of the recorded durations, in seconds. */
+  sum = 0;
+  /** Per-bucket counts, not cumulative; the last one counts values above the highest bound (+Inf). */
+  readonly buckets: Float64Array;
+  private exemplars: (ExemplarSlot | undefined)[] | undefined;
+
+  constructor(
+    readonly labels: Readonly<Record<string, string>>,
+    private readonly bounds: readonly number[],
+  ) {
+    this.buckets = new Float64Array(bounds.length + 1);
+  }
+
+  /** Records one request that took `seconds`; `traceId` (a sampled trace's) becomes the exemplar of its bucket. */
+  observe(seconds: number, traceId?: string): void {
+    if (!Number.isFinite(seconds)) return;
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && seconds > bounds[i]!) i++;
+    this.count++;
+    this.sum += seconds;
+    this.buckets[i]!++;
+    if (traceId === undefined) return;
+    const slots = (this.exemplars ??= []);
+    const slot = slots[i];
+    const timestamp = Date.now() / 1000;
+    if (slot === undefined) slots[i] = { traceId, value: seconds, timestamp };
+    else {
+      slot.traceId = traceId;
+      slot.value = seconds;
+      slot.timestamp = timestamp;
+    }
+  }
+
+  /** The entry prom-client's histogram keeps for a label set (bucket counts by bound, exemplars by bound, `-1` for +Inf). */
+  toPromClient(): { labels: Record<string, string>; bucketValues: Record<string, number>; sum: number; count: number; bucketExemplars: Record<string, PromExemplar | null> } {
+    const bucketValues: Record<string, number> = {};
+    const bucketExemplars: Record<string, PromExemplar | null> = {};
+    for (let i = 0; i <= this.bounds.length; i++) {
+      const bound = i < this.bounds.length ? String(this.bounds[i]) : '-1';
+      if (i < this.bounds.length) bucketValues[bound] = this.buckets[i]!;
+      const slot = this.exemplars?.[i];
+      bucketExemplars[bound] = slot === undefined ? null : { labelSet: { trace_id: slot.traceId }, value: slot.value, timestamp: slot.timestamp };
+    }
+    return { labels: { ...this.labels }, bucketValues, sum: this.sum, count: this.count, bucketExemplars };
+  }
+}
+
+/** The series of one RED family (a counter and a histogram), shared by every recorder of that family in a registry. */
+class RedFamily {
+  readonly series = new Map<string, RedSeries>();
+  constructor(readonly bounds: readonly number[]) {}
+}
+
+const families = new WeakMap<Metrics, Map<string, RedFamily>>();
 
 interface Family {
   name: string;
   help: string;
 }
 
+/** The family `histogram.name` of `metrics`, created (with its prom-client counter and histogram) on first use. */
+function redFamily(metrics: Metrics, counter: Family, histogram: Family, labelNames: string[]): RedFamily {
+  let byName = families.get(metrics);
+  if (byName === undefined) families.set(metrics, (byName = new Map<string, RedFamily>()));
+  const existing = byName.get(histogram.name);
+  if (existing !== undefined) return existing;
+  const family = new RedFamily(metrics.durationBuckets);
+  const series = family.series;
+  metrics.counter(counter.name, counter.help, labelNames, {
+    collect() {
+      this.reset();
+      for (const s of series.values()) this.inc(s.labels, s.count);
+    },
+  });
+  metrics.histogram(histogram.name, histogram.help, labelNames, {
+    exemplars: true,
+    collect(this: Histogram<string>) {
+      // prom-client keeps a histogram's label sets in `hashMap`, keyed by a string of the labels; ours go in under their own key.
+      const map = (this as unknown as { hashMap: Record<string, unknown> }).hashMap;
+      for (const [key, s] of series) map[`bulwark:${key}`] = s.toPromClient();
+    },
+  });
+  byName.set(histogram.name, family);
+  return family;
+}
+
 /** Shared shape of the server and client recorders. */
 abstract class RedRecorder {
-  private readonly cache = new Map<string, LabelSet>();
-  private readonly duration: Histogram<string>;
+  private readonly family: RedFamily;
 
   constructor(
     metrics: Metrics,
@@ -54,34 +147,22 @@ abstract class RedRecorder {
     private readonly names: [string, string],
     private readonly maxSeries: number,
   ) {
-    const cache = this.cache;
-    const labelNames = [...names, 'status_class'];
-    metrics.counter(counter.name, counter.help, labelNames, {
-      collect() {
-        this.reset();
-        for (const set of cache.values()) this.inc(set.labels, set.count);
-      },
-    });
-    this.duration = metrics.histogram(histogram.name, histogram.help, labelNames, { exemplars: true });
+    this.family = redFamily(metrics, counter, histogram, [...names, 'status_class']);
   }
 
-  protected record(first: string, second: string, status: number, seconds: number, traceId: string | undefined): void {
-    const cls = statusClass(status);
+  /** The series of a label set; past `maxSeries` label sets, new `second` values fold into `"other"`. */
+  protected seriesOf(first: string, second: string, status: number): RedSeries {
+    const cls = CLASSES[statusClassIndex(status)]!;
     const key = `${first}\u0000${second}\u0000${cls}`;
-    let set = this.cache.get(key);
+    const cache = this.family.series;
+    let set = cache.get(key);
     if (set === undefined) {
       // Unbounded label values (a route per URL) would blow up the series count: fold the excess into "other".
-      if (this.cache.size >= this.maxSeries && second !== 'other') return this.record(first, 'other', status, seconds, traceId);
-      const labels = { [this.names[0]]: first, [this.names[1]]: second, status_class: cls };
-      set = { labels, count: 0, plain: { labels, value: 0, exemplarLabels: NO_EXEMPLAR }, exemplar: { labels, value: 0, exemplarLabels: NO_EXEMPLAR } };
-      this.cache.set(key, set);
+      if (cache.size >= this.maxSeries && second !== 'other') return this.seriesOf(first, 'other', status);
+      set = new RedSeries({ [this.names[0]]: first, [this.names[1]]: second, status_class: cls }, this.family.bounds);
+      cache.set(key, set);
     }
-    set.count++;
-    // With exemplars enabled, prom-client's histogram takes one object; an empty exemplar label set records none.
-    const observation = traceId === undefined ? set.plain : set.exemplar;
-    observation.value = seconds;
-    if (traceId !== undefined) observation.exemplarLabels = { trace_id: traceId };
-    (this.duration as unknown as { observe(o: Observation): void }).observe(observation);
+    return set;
   }
 }
 
@@ -97,9 +178,14 @@ export class HttpServerMetrics extends RedRecorder {
     );
   }
 
+  /** The series of (method, route, status class): keep it to record a label set without looking it up. */
+  series(method: string, route: string, status: number): RedSeries {
+    return this.seriesOf(method, route, status);
+  }
+
   /** Records one served request; `traceId` only when its trace is sampled (becomes the exemplar). */
   observe(method: string, route: string, status: number, seconds: number, traceId?: string): void {
-    this.record(method, route, status, seconds, traceId);
+    this.seriesOf(method, route, status).observe(seconds, traceId);
   }
 }
 
@@ -117,6 +203,6 @@ export class HttpClientMetrics extends RedRecorder {
 
   /** Records one outgoing request. */
   observe(dependency: string, method: string, status: number, seconds: number, traceId?: string): void {
-    this.record(method, dependency, status, seconds, traceId);
+    this.seriesOf(method, dependency, status).observe(seconds, traceId);
   }
 }

@@ -80,13 +80,22 @@ export class Metrics {
     return this.family(name, 'gauge', labelNames, () => new Gauge({ name, help, labelNames, registers: [this.registry], ...(collect === undefined ? {} : { collect }) })) as Gauge<string>;
   }
 
-  /** The histogram `name`; `exemplars` records a trace id per bucket for OpenMetrics. */
-  histogram(name: string, help: string, labelNames: readonly string[] = [], options: { buckets?: number[]; exemplars?: boolean } = {}): Histogram<string> {
+  /** The histogram `name`; `exemplars` records a trace id per bucket for OpenMetrics; `collect` runs at each scrape to refresh it. */
+  histogram(name: string, help: string, labelNames: readonly string[] = [], options: { buckets?: number[]; exemplars?: boolean; collect?: (this: Histogram<string>) => void } = {}): Histogram<string> {
     return this.family(
       name,
       'histogram',
       labelNames,
-      () => new Histogram({ name, help, labelNames, buckets: options.buckets ?? this.durationBuckets, registers: [this.registry], enableExemplars: options.exemplars === true }),
+      () =>
+        new Histogram({
+          name,
+          help,
+          labelNames,
+          buckets: options.buckets ?? this.durationBuckets,
+          registers: [this.registry],
+          enableExemplars: options.exemplars === true,
+          ...(options.collect === undefined ? {} : { collect: options.collect }),
+        }),
     ) as Histogram<string>;
   }
 

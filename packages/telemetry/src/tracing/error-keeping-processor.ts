@@ -62,6 +62,11 @@ export class ErrorKeepingSpanProcessor implements SpanProcessor {
     this.delegate.onEnd(keptView(span, context, failed ? 'error' : 'error-trace'));
   }
 
+  /** Whether any trace is remembered as kept (when not, `isKept` is false for every trace). */
+  keeping(): boolean {
+    return this.kept.size > 0;
+  }
+
   /** True while spans of `traceId` are being kept because one of them failed. */
   isKept(traceId: string): boolean {
     const until = this.kept.get(traceId);

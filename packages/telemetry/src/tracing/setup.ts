@@ -121,6 +121,7 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
     ratio: options.sampler?.ratio ?? 1,
     keepErrors,
     isKept: keepers.length === 1 ? (traceId) => keepers[0]!.isKept(traceId) : (traceId) => keepers.some((k) => k.isKept(traceId)),
+    anyKept: keepers.length === 1 ? () => keepers[0]!.keeping() : () => keepers.some((k) => k.keeping()),
   });
 
   const cleanups: (() => void)[] = [];
