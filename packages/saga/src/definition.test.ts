@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { defineSaga } from './definition.js';
-import { SagaDefinitionError, SagaConfigError, isSagaError } from './errors.js';
+import { SagaDefinitionError, SagaConfigError, SagaError, SagaNotFoundError, isSagaError } from './errors.js';
+import { ParticipantError, ParticipantRefusedError, ParticipantUnavailableError } from './participants/errors.js';
 import { EntryGuard } from './entry-guard.js';
 import { SagaOrchestrator } from './orchestrator.js';
 
@@ -73,6 +74,16 @@ describe('saga definitions', () => {
     assert.ok(isSagaError(foreign));
     assert.ok(foreign instanceof SagaDefinitionError);
     assert.ok(!(foreign instanceof SagaConfigError));
+  });
+
+  it('participant errors belong to the saga family, with their own base class', () => {
+    const refused = new ParticipantRefusedError('payments', 'charge', 'card declined', { status: 402 });
+    assert.ok(refused instanceof SagaError && isSagaError(refused) && refused instanceof ParticipantError);
+    assert.equal(refused.status, 402, "the participant's own status, which retries and breakers read");
+    assert.equal(refused.retryable, false);
+    assert.equal(new ParticipantRefusedError('inventory', 'reserve', 'out of stock').status, 422);
+    assert.equal(new ParticipantUnavailableError('payments', 'charge', 'down').retryable, true);
+    assert.ok(!(new SagaNotFoundError('x') instanceof ParticipantError));
   });
 });
 

@@ -24,6 +24,10 @@ export const sagaErrorCodes = {
   BULWARK_SAGA_UNKNOWN_DEFINITION: { status: 500, retryable: false, description: 'The saga type or version is not registered with this orchestrator.' },
   BULWARK_SAGA_CLOSED: { status: 503, retryable: true, description: 'The orchestrator is shutting down and takes no new sagas.' },
   BULWARK_SAGA_TIMEOUT: { status: 504, retryable: true, description: 'Waiting for a saga outcome took longer than asked; the saga itself goes on.' },
+  BULWARK_SAGA_PARTICIPANT_REFUSED: { status: 422, retryable: false, description: 'A participant refused the operation for good (HTTP 4xx, or a refused reply); it took no effect. `status` is the participant\'s own when it answered over HTTP.' },
+  BULWARK_SAGA_PARTICIPANT_UNAVAILABLE: { status: 503, retryable: true, description: 'A participant could not answer now (HTTP 5xx/408/429, network failure, timeout, or a reply refusing for now); retried with the same idempotency key.' },
+  BULWARK_SAGA_PARTICIPANT_NO_REPLY: { status: 504, retryable: true, description: 'No reply to a command arrived in time; the command is sent again with the same idempotency key.' },
+  BULWARK_SAGA_PARTICIPANT_CONFIG: { status: 500, retryable: false, description: 'A participant option is unusable, or the operation is not one the participant knows; `option` names it.' },
 } as const satisfies Record<string, { status: number; retryable: boolean; description: string }>;
 
 export type SagaErrorCode = keyof typeof sagaErrorCodes;
@@ -37,12 +41,12 @@ export class SagaError extends Error {
   readonly retryable: boolean;
   readonly status: number;
 
-  constructor(code: SagaErrorCode, message: string, options: { cause?: unknown } = {}) {
+  constructor(code: SagaErrorCode, message: string, options: { cause?: unknown; retryable?: boolean; status?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.retryable = sagaErrorCodes[code].retryable;
-    this.status = sagaErrorCodes[code].status;
+    this.retryable = options.retryable ?? sagaErrorCodes[code].retryable;
+    this.status = options.status ?? sagaErrorCodes[code].status;
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {

@@ -40,6 +40,10 @@ const slugs = {
   BULWARK_SAGA_UNKNOWN_DEFINITION: ['saga-unknown-definition', 'Saga definition not registered'],
   BULWARK_SAGA_CLOSED: ['saga-orchestrator-closed', 'Saga orchestrator shutting down'],
   BULWARK_SAGA_TIMEOUT: ['saga-wait-timeout', 'Saga outcome not reached in time'],
+  BULWARK_SAGA_PARTICIPANT_REFUSED: ['saga-participant-refused', 'A saga participant refused the operation'],
+  BULWARK_SAGA_PARTICIPANT_UNAVAILABLE: ['saga-participant-unavailable', 'A saga participant is unavailable'],
+  BULWARK_SAGA_PARTICIPANT_NO_REPLY: ['saga-participant-no-reply', 'A saga participant did not reply in time'],
+  BULWARK_SAGA_PARTICIPANT_CONFIG: ['saga-participant-config-invalid', 'Invalid saga participant option'],
 } as const satisfies Record<SagaErrorCode, readonly [string, string]>;
 
 /** The problem type of every saga error code (a test keeps it complete and its URIs unique). */

@@ -22,37 +22,36 @@
  * ```
  */
 import { isInstanceOfErrorClass } from '@bulwark/resilience';
+import { SagaError, sagaErrorCodes } from '../errors.js';
 
 const kBrand = Symbol.for('bulwark.saga.participant.error');
 
+/** The participant codes of the saga error family (`sagaErrorCodes`). */
 export const participantErrorCodes = {
-  BULWARK_SAGA_PARTICIPANT_REFUSED: { retryable: false, description: 'The participant refused the operation for good (HTTP 4xx, or a refused reply); it took no effect.' },
-  BULWARK_SAGA_PARTICIPANT_UNAVAILABLE: { retryable: true, description: 'The participant could not answer now (HTTP 5xx/408/429, network failure, timeout, or a reply refusing for now); retried with the same idempotency key.' },
-  BULWARK_SAGA_PARTICIPANT_NO_REPLY: { retryable: true, description: 'No reply to a command arrived in time; the command is sent again with the same idempotency key.' },
-  BULWARK_SAGA_PARTICIPANT_CONFIG: { retryable: false, description: 'A participant option is unusable, or the operation is not one the participant knows; `option` names it.' },
-} as const satisfies Record<string, { retryable: boolean; description: string }>;
+  BULWARK_SAGA_PARTICIPANT_REFUSED: sagaErrorCodes.BULWARK_SAGA_PARTICIPANT_REFUSED,
+  BULWARK_SAGA_PARTICIPANT_UNAVAILABLE: sagaErrorCodes.BULWARK_SAGA_PARTICIPANT_UNAVAILABLE,
+  BULWARK_SAGA_PARTICIPANT_NO_REPLY: sagaErrorCodes.BULWARK_SAGA_PARTICIPANT_NO_REPLY,
+  BULWARK_SAGA_PARTICIPANT_CONFIG: sagaErrorCodes.BULWARK_SAGA_PARTICIPANT_CONFIG,
+} as const;
 
 export type ParticipantErrorCode = keyof typeof participantErrorCodes;
 
-/** Base class of every participant error. */
-export class ParticipantError extends Error {
-  /** Code of the class, read by `instanceof` checks. */
-  static readonly code: string | undefined = undefined;
-
-  readonly code: ParticipantErrorCode;
-  readonly retryable: boolean;
+/** Base class of every participant error: members of the saga error family (`SagaError`, `isSagaError`) with a brand of their own. */
+export class ParticipantError extends SagaError {
+  declare readonly code: ParticipantErrorCode;
   /** The participant's name. */
   readonly participant: string;
   /** The operation called (`charge`, `payments.refund`, ...). */
   readonly operation: string;
 
-  constructor(code: ParticipantErrorCode, participant: string, operation: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
-    super(`${participant}.${operation}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
-    this.code = code;
+  constructor(code: ParticipantErrorCode, participant: string, operation: string, message: string, options: { retryable?: boolean; status?: number | undefined; cause?: unknown } = {}) {
+    super(code, `${participant}.${operation}: ${message}`, {
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+      ...(options.retryable === undefined ? {} : { retryable: options.retryable }),
+      ...(options.status === undefined ? {} : { status: options.status }),
+    });
     this.participant = participant;
     this.operation = operation;
-    this.retryable = options.retryable ?? participantErrorCodes[code].retryable;
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
@@ -73,8 +72,6 @@ export function isParticipantError(value: unknown): value is ParticipantError {
  */
 export class ParticipantRefusedError extends ParticipantError {
   static override readonly code = 'BULWARK_SAGA_PARTICIPANT_REFUSED';
-  /** The HTTP status of an HTTP refusal (what `statusOf` reads). */
-  readonly status: number | undefined;
   constructor(
     participant: string,
     operation: string,
@@ -90,20 +87,18 @@ export class ParticipantRefusedError extends ParticipantError {
       cause?: unknown;
     } = {},
   ) {
-    super('BULWARK_SAGA_PARTICIPANT_REFUSED', participant, operation, `refused${details.status === undefined ? '' : ` (${details.status})`}: ${reason}`, { cause: details.cause });
-    this.status = details.status;
+    // `status`: the participant's own (what `statusOf` reads) when it answered over HTTP, else 422.
+    super('BULWARK_SAGA_PARTICIPANT_REFUSED', participant, operation, `refused${details.status === undefined ? '' : ` (${details.status})`}: ${reason}`, { cause: details.cause, status: details.status });
   }
 }
 
 /** The participant could not answer now; the same call (same idempotency key) may succeed later. */
 export class ParticipantUnavailableError extends ParticipantError {
   static override readonly code = 'BULWARK_SAGA_PARTICIPANT_UNAVAILABLE';
-  readonly status: number | undefined;
   /** How long the participant asked to wait (`Retry-After`); the retry policy honours it. */
   readonly retryAfterMs: number | undefined;
   constructor(participant: string, operation: string, reason: string, details: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
-    super('BULWARK_SAGA_PARTICIPANT_UNAVAILABLE', participant, operation, `unavailable${details.status === undefined ? '' : ` (${details.status})`}: ${reason}`, { cause: details.cause });
-    this.status = details.status;
+    super('BULWARK_SAGA_PARTICIPANT_UNAVAILABLE', participant, operation, `unavailable${details.status === undefined ? '' : ` (${details.status})`}: ${reason}`, { cause: details.cause, status: details.status });
     this.retryAfterMs = details.retryAfterMs;
   }
 }
