@@ -110,6 +110,17 @@ describe('participants and restarts', () => {
     assert.equal((await call('GET', '/api/payments/ledger')).body.charges, 1);
   });
 
+  it('payments: the simulator can be switched to an outage and back at runtime (internal only, validated)', async () => {
+    assert.equal((await call('PUT', '/api/payments/simulator', { body: { errorRate: 1 }, internal: false })).status, 403);
+    assert.equal((await call('PUT', '/api/payments/simulator', { body: { errorRate: 2 } })).status, 400);
+    assert.equal((await call('PUT', '/api/payments/simulator', { body: { errorRate: 1 } })).body.errorRate, 1);
+    const key = `${randomUUID()}:chargePayment`;
+    const failed = await call('POST', '/api/payments/charges', { key, body: { amount: 5, currency: 'EUR' } });
+    assert.equal(failed.status, 503, 'an outage: every charge fails, retryable');
+    assert.equal((await call('PUT', '/api/payments/simulator', { body: { errorRate: 0 } })).body.errorRate, 0);
+    assert.equal((await call('POST', '/api/payments/charges', { key, body: { amount: 5, currency: 'EUR' } })).status, 201, 'the same key charges once the processor is back');
+  });
+
   it('product page: a failing recommender degrades to an empty list; the page still answers', async () => {
     const page = await call('GET', '/api/product-page/KB-001', { internal: false });
     assert.equal(page.status, 200);

@@ -14,7 +14,8 @@
  *   never arrived leaves a tombstone, so a late charge with that key is
  *   refused (409 `charge-cancelled`).
  *
- * Internal reads: `GET /charges?orderId=`, `GET /ledger` (totals).
+ * Internal reads: `GET /charges?orderId=`, `GET /ledger` (totals). Fault injection:
+ * `GET`/`PUT /simulator` reads and changes latency, decline and error rates at runtime.
  */
 import { httpMigrations, idempotency } from '@bulwark/http';
 import type { Migration, Store, UnitOfWork } from '@bulwark/store';
@@ -140,6 +141,20 @@ export async function createPaymentsModule(ctx: ModuleContext): Promise<ShopModu
       async (request) => {
         const rows = await store.db.selectFrom('payments_charges').selectAll().where('order_id', '=', request.query.orderId).orderBy('created_at').execute();
         return { charges: rows.map((r) => ({ chargeId: r.id, orderId: r.order_id, amount: r.amount, currency: r.currency, status: r.status })) };
+      },
+    );
+
+    // The simulator's behaviour, changed at runtime (fault injection: an outage is `errorRate: 1`).
+    const rate = { type: 'number', minimum: 0, maximum: 1 } as const;
+    const ms = { type: 'integer', minimum: 0, maximum: 60_000 } as const;
+    const simulator = () => ({ latencyMs: sim.latencyMs, latencyJitterMs: sim.latencyJitterMs, declineRate: sim.declineRate, errorRate: sim.errorRate });
+    app.get('/simulator', { preHandler: internal }, () => Promise.resolve(simulator()));
+    app.put<{ Body: Partial<Pick<typeof sim, 'latencyMs' | 'latencyJitterMs' | 'declineRate' | 'errorRate'>> }>(
+      '/simulator',
+      { preHandler: internal, schema: { body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { latencyMs: ms, latencyJitterMs: ms, declineRate: rate, errorRate: rate } } } },
+      (request) => {
+        Object.assign(sim, request.body);
+        return Promise.resolve(simulator());
       },
     );
 
