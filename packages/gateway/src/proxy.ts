@@ -17,13 +17,16 @@
  * (its body was streamed, not kept).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { randomFillSync } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { isAuthError, type AuthUser } from '@bulwark/http/auth';
 import { DEADLINE_HEADER, incomingBudgetMs, type RateLimitDecision } from '@bulwark/resilience';
+import type { SplitRequest } from './balancing/traffic-split.js';
 import type { Lease, UpstreamService } from './balancing/types.js';
 import { sendProblem, type GatewayProblemSlug } from './problems.js';
 import type { Runtime, RuntimeRoute, Table } from './runtime.js';
+import type { TokenEntry, VerifiedTokenCache } from './token-cache.js';
 
 /** Request headers never forwarded (hop-by-hop, RFC 9110 §7.6.1, and headers undici refuses). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'expect', 'http2-settings', DEADLINE_HEADER]);
@@ -33,6 +36,7 @@ const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connecti
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const TRACEPARENT = /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/;
 const VALID_HOST = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+const BEARER = /^bearer /i;
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
 /** The upstream had no available instance (all ejected or unhealthy, or none discovered). */
@@ -126,18 +130,59 @@ export function hostOf(raw: string | undefined): string | undefined {
   return host;
 }
 
-function ipOf(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
+const kConn = Symbol('bulwark.gateway.conn');
+
+/**
+ * What the gateway derives from a client connection once and reuses for each
+ * request on it (keep-alive): the peer address and scheme, the last
+ * `Forwarded` element, the last verified token, the last rate-limit key. The
+ * strings are the same objects request after request, so the maps they key
+ * hash them once.
+ */
+class ConnInfo {
+  readonly ip: string;
+  readonly proto: 'http' | 'https';
+  /** The `for=` node of a `Forwarded` element (IPv6 quoted and bracketed). */
+  readonly forNode: string;
+  fwdHost: string | undefined = undefined;
+  fwdElement = '';
+  authHeader: string | undefined = undefined;
+  authEntry: TokenEntry | undefined = undefined;
+  authCache: VerifiedTokenCache | undefined = undefined;
+  authGeneration = 0;
+  limPrefix: string | undefined = undefined;
+  limIdentity: string | undefined = undefined;
+  limKey = '';
+
+  constructor(socket: Socket) {
+    this.ip = socket.remoteAddress ?? 'unknown';
+    this.proto = (socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+    this.forNode = this.ip.includes(':') ? `"[${this.ip}]"` : this.ip;
+  }
+
+  /** `for=<ip>;host="<host>";proto=<proto>`, rebuilt only when the host changes. */
+  forwarded(host: string): string {
+    if (this.fwdHost !== host) {
+      this.fwdHost = host;
+      this.fwdElement = `for=${this.forNode};host="${host}";proto=${this.proto}`;
+    }
+    return this.fwdElement;
+  }
+
+  /** The rate-limit store key `prefix + identity`, the same string object while both stay the same. */
+  limitKey(prefix: string, identity: string): string {
+    if (this.limPrefix !== prefix || this.limIdentity !== identity) {
+      this.limPrefix = prefix;
+      this.limIdentity = identity;
+      this.limKey = prefix + identity;
+    }
+    return this.limKey;
+  }
 }
 
-function stickyHash(value: string): number {
-  // FNV-1a, 32 bits, to a bucket in [0, 10000)
-  let h = 0x811c9dc5;
-  for (let i = 0; i < value.length; i++) {
-    h ^= value.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % 10_000;
+function connOf(req: IncomingMessage): ConnInfo {
+  const socket = req.socket as Socket & { [kConn]?: ConnInfo };
+  return (socket[kConn] ??= new ConnInfo(socket));
 }
 
 function cookieValue(header: string | undefined, name: string): string | undefined {
@@ -149,8 +194,8 @@ function cookieValue(header: string | undefined, name: string): string | undefin
   return undefined;
 }
 
-/** One client request through the gateway. */
-export class Exchange {
+/** One client request through the gateway; also the request the canary split reads. */
+export class Exchange implements SplitRequest {
   user: AuthUser | undefined = undefined;
   service!: UpstreamService;
   path = '';
@@ -167,6 +212,7 @@ export class Exchange {
   gone = false;
   hasBody = false;
   limitHeaders: string[] | undefined = undefined;
+  readonly conn: ConnInfo;
   readonly start: number;
 
   constructor(
@@ -179,6 +225,7 @@ export class Exchange {
     readonly rawPath: string,
     readonly query: string,
   ) {
+    this.conn = connOf(req);
     this.start = performance.now();
   }
 
@@ -190,16 +237,27 @@ export class Exchange {
       return;
     }
     const header = this.req.headers.authorization;
-    if (header === undefined || header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') {
+    const cache = this.table.tokens!;
+    const conn = this.conn;
+    // The same Authorization header again on this connection: no parsing, hashing or map lookup.
+    if (header !== undefined && conn.authHeader === header && conn.authCache === cache && cache.live(conn.authEntry!, conn.authGeneration)) {
+      cache.hits++;
+      this.authorized(conn.authEntry!.user);
+      return;
+    }
+    if (header === undefined || header.length < 8 || !BEARER.test(header)) {
       this.runtime.counters.rejectedAuth++;
       this.problem('gateway-unauthenticated', 'a bearer token is required', { 'www-authenticate': 'Bearer' });
       return;
     }
     const token = header.slice(7).trim();
-    const cache = this.table.tokens!;
-    const cached = cache.peek(token);
-    if (cached !== undefined) {
-      this.authorized(cached);
+    const entry = cache.lookup(token);
+    if (entry !== undefined) {
+      conn.authHeader = header;
+      conn.authEntry = entry;
+      conn.authCache = cache;
+      conn.authGeneration = cache.generation;
+      this.authorized(entry.user);
       return;
     }
     cache.verify(token).then(
@@ -242,15 +300,15 @@ export class Exchange {
       return;
     }
     let identity: string;
-    if (limiter.key === 'sub') identity = this.user?.sub ?? ipOf(this.req);
-    else if (limiter.key === 'ip') identity = ipOf(this.req);
+    if (limiter.key === 'sub') identity = this.user?.sub ?? this.conn.ip;
+    else if (limiter.key === 'ip') identity = this.conn.ip;
     else {
       const v = this.req.headers[limiter.header!];
-      identity = typeof v === 'string' ? v : ipOf(this.req);
+      identity = typeof v === 'string' ? v : this.conn.ip;
     }
     let decision: RateLimitDecision | Promise<RateLimitDecision>;
     try {
-      decision = limiter.store.take(limiter.prefix + identity, limiter.rule, 1, this.route.timeoutMs);
+      decision = limiter.store.take(this.conn.limitKey(limiter.prefix, identity), limiter.rule, 1, this.route.timeoutMs);
     } catch (error) {
       this.limitFailed(error);
       return;
@@ -295,10 +353,10 @@ export class Exchange {
     const req = this.req;
     this.hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     const policy = route.policy;
-    const onDone = (attempt: Attempt) => this.committed(attempt);
-    const onFail = (error: unknown) => this.failed(error);
+    // A non-5xx head was streamed when it arrived (the attempt resolved then): only failures need handling.
+    const onFail = (error: unknown): void => this.failed(error);
     if (policy === undefined) {
-      this.attempt().then(onDone, onFail);
+      this.attempt().then(undefined, onFail);
       return;
     }
     const key = req.headers['idempotency-key'];
@@ -310,28 +368,29 @@ export class Exchange {
         idempotent: !this.hasBody && IDEMPOTENT_METHODS.has(req.method!),
         ...(typeof key === 'string' && !this.hasBody ? { idempotencyKey: key } : {}),
       })
-      .then(onDone, onFail);
+      .then(undefined, onFail);
   }
 
   private chooseService(): UpstreamService {
     const canary = this.route.canary;
-    if (canary === undefined) return this.route.upstream;
-    if (canary.header !== undefined) {
-      const forced = this.req.headers[canary.header];
-      if (forced === 'true') return canary.upstream;
-      if (forced === 'false') return this.route.upstream;
-    }
-    if (canary.weight <= 0) return this.route.upstream;
-    if (canary.weight >= 100) return canary.upstream;
+    return canary === undefined ? this.route.upstream : canary.split.upstreamFor(this);
+  }
+
+  /** `SplitRequest`: a request header (a repeated one as Node joined it). */
+  header(name: string): string | undefined {
+    const v = this.req.headers[name];
+    return typeof v === 'string' ? v : undefined;
+  }
+
+  /** `SplitRequest`: the route's sticky key (`sub`, a header or a cookie), when the request has one. */
+  get stickyKey(): string | undefined {
+    const canary = this.route.canary;
+    if (canary === undefined) return undefined;
     let key: string | undefined;
-    const sticky = canary.sticky;
-    if (sticky === 'sub') key = this.user?.sub;
-    else if (sticky !== undefined && sticky.startsWith('header:')) {
-      const v = this.req.headers[sticky.slice(7)];
-      key = typeof v === 'string' && v !== '' ? v : undefined;
-    } else if (sticky !== undefined) key = cookieValue(this.req.headers.cookie, sticky.slice(7));
-    const bucket = key === undefined ? Math.floor(Math.random() * 10_000) : stickyHash(key);
-    return bucket < canary.weight * 100 ? canary.upstream : this.route.upstream;
+    if (canary.stickyKind === 'sub') key = this.user?.sub;
+    else if (canary.stickyKind === 'header') key = this.header(canary.stickyName);
+    else if (canary.stickyKind === 'cookie') key = cookieValue(this.req.headers.cookie, canary.stickyName);
+    return key === '' ? undefined : key;
   }
 
   private buildHeaders(): void {
@@ -363,8 +422,9 @@ export class Exchange {
       if (typeof value === 'string') out.push(name, value);
       else for (const v of value) out.push(name, v);
     }
-    const ip = ipOf(req);
-    const proto = (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+    const conn = this.conn;
+    const ip = conn.ip;
+    const proto = conn.proto;
     if (trust) {
       const xffRaw = incoming['x-forwarded-for'];
       const xff = Array.isArray(xffRaw) ? xffRaw.join(', ') : xffRaw;
@@ -372,14 +432,14 @@ export class Exchange {
       // replace the copies pushed above with appended values
       for (let i = out.length - 2; i >= 0; i -= 2) if (out[i] === 'x-forwarded-for' || out[i] === 'forwarded') out.splice(i, 2);
       out.push('x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`);
-      const element = `for=${ip.includes(':') ? `"[${ip}]"` : ip};host="${this.host}";proto=${proto}`;
+      const element = conn.forwarded(this.host);
       out.push('forwarded', fwd === undefined ? element : `${fwd}, ${element}`);
       if (incoming['x-forwarded-proto'] === undefined) out.push('x-forwarded-proto', proto);
       if (incoming['x-forwarded-host'] === undefined && incoming.host !== undefined) out.push('x-forwarded-host', incoming.host);
     } else {
       out.push('x-forwarded-for', ip, 'x-forwarded-proto', proto);
       if (incoming.host !== undefined) out.push('x-forwarded-host', incoming.host);
-      out.push('forwarded', `for=${ip.includes(':') ? `"[${ip}]"` : ip};host="${this.host}";proto=${proto}`);
+      out.push('forwarded', conn.forwarded(this.host));
     }
     if (!sawTrace) out.push('traceparent', `00-${randomHex(16)}-${randomHex(8)}-01`);
     out.push(DEADLINE_HEADER, '');
@@ -426,10 +486,6 @@ export class Exchange {
     if (t === 'sub') return this.user?.sub;
     const v = this.req.headers[t];
     return typeof v === 'string' ? v : undefined;
-  }
-
-  private committed(_attempt: Attempt): void {
-    // The head was written when it arrived; the body streams on.
   }
 
   private failed(error: unknown): void {

@@ -23,7 +23,7 @@ import {
   type RateLimitStore,
   type RetryBudgetSnapshot,
 } from '@bulwark/resilience';
-import { createUpstream, type UpstreamEvent, type UpstreamOptions } from './balancing/index.js';
+import { createTrafficSplit, createUpstream, type TrafficSplit, type UpstreamEvent, type UpstreamOptions } from './balancing/index.js';
 import type { InstanceStatus, UpstreamService } from './balancing/types.js';
 import type { DiscoverySource } from './discovery/types.js';
 import { GatewayConfigError, loadConfigFile, validateConfig, type GatewayConfig, type UpstreamConfig, type ValidConfig, type ValidRoute } from './config.js';
@@ -64,7 +64,8 @@ export interface RuntimeRoute {
   readonly name: string;
   readonly config: ValidRoute;
   readonly upstream: UpstreamService;
-  readonly canary: { upstream: UpstreamService; weight: number; header: string | undefined; sticky: string | undefined } | undefined;
+  /** The canary split (`createTrafficSplit`) and where the request's sticky key comes from. */
+  readonly canary: { split: TrafficSplit; stickyKind: 'sub' | 'header' | 'cookie' | undefined; stickyName: string } | undefined;
   readonly policy: Pipeline | undefined;
   readonly breaker: CircuitBreakerPolicy | undefined;
   readonly budget: RetryBudget | undefined;
@@ -289,7 +290,18 @@ export class Runtime {
     if (r.canary !== undefined) {
       const c = upstreams.get(r.canary.upstream)?.service;
       if (c === undefined) issues.push(`${where}.canary.upstream: unknown upstream ${JSON.stringify(r.canary.upstream)}`);
-      else canary = { upstream: c, weight: r.canary.weight, header: r.canary.header === false ? undefined : (r.canary.header ?? 'x-canary'), sticky: r.canary.sticky };
+      else {
+        const header = r.canary.header === false ? undefined : (r.canary.header ?? 'x-canary');
+        const sticky = r.canary.sticky;
+        const colon = sticky === undefined ? -1 : sticky.indexOf(':');
+        canary = {
+          // `X-Canary: true` forces the canary, any other value of the header the stable side; a
+          // sticky key hashes (salted with the canary's name) to a bucket; otherwise a random draw.
+          split: createTrafficSplit({ stable: upstream, canary: c, weight: r.canary.weight, header: header === undefined ? undefined : { name: header, value: 'true' } }),
+          stickyKind: sticky === undefined ? undefined : sticky === 'sub' ? 'sub' : (sticky.slice(0, colon) as 'header' | 'cookie'),
+          stickyName: colon === -1 ? '' : sticky!.slice(colon + 1),
+        };
+      }
     }
     let breaker: CircuitBreakerPolicy | undefined;
     if (r.breaker !== undefined && r.breaker !== false) {

@@ -7,10 +7,13 @@
  */
 import type { AuthUser, JwtVerifier } from '@bulwark/http/auth';
 
-interface Entry {
-  user: AuthUser;
+/** A cached verification. The proxy may keep a reference to one (per connection) and serve it while `live`. */
+export interface TokenEntry {
+  readonly user: AuthUser;
   /** Epoch ms at which the entry stops being served (the token's `exp`). */
-  expiresAt: number;
+  readonly expiresAt: number;
+  /** Value of the cache's insertion counter when the entry was last moved to the back of the LRU order. */
+  stamp: number;
 }
 
 export interface TokenCacheStats {
@@ -20,7 +23,11 @@ export interface TokenCacheStats {
 }
 
 export class VerifiedTokenCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, TokenEntry>();
+  /** Counts insertions and moves: an entry whose stamp is more than half the capacity behind sits in the older half. */
+  private clock = 0;
+  /** Bumped by `clear()`: entries held outside the cache are stale once it moves. */
+  generation = 0;
   private readonly pending = new Map<string, Promise<AuthUser>>();
   hits = 0;
   misses = 0;
@@ -33,17 +40,31 @@ export class VerifiedTokenCache {
 
   /** The cached user of `token` when it is cached and not expired; `undefined` otherwise (no verification). */
   peek(token: string): AuthUser | undefined {
+    return this.lookup(token)?.user;
+  }
+
+  /** The live entry of `token` (a hit), or `undefined` (no verification). */
+  lookup(token: string): TokenEntry | undefined {
     const entry = this.entries.get(token);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= this.now()) {
       this.entries.delete(token);
       return undefined;
     }
-    // LRU: move to the back only once in a while would be cheaper; a delete+set is ~100 ns.
-    this.entries.delete(token);
-    this.entries.set(token, entry);
+    // Approximate LRU: an entry is moved to the back only once it has drifted into the older half
+    // of the order (a delete+set per hit is ~100 ns; this is one subtraction for hot tokens).
+    if (this.clock - entry.stamp > this.maxEntries >> 1) {
+      this.entries.delete(token);
+      entry.stamp = ++this.clock;
+      this.entries.set(token, entry);
+    }
     this.hits++;
-    return entry.user;
+    return entry;
+  }
+
+  /** True while `entry` (from `lookup`) may still be served: not expired and the cache not cleared since. */
+  live(entry: TokenEntry, generation: number): boolean {
+    return generation === this.generation && entry.expiresAt > this.now();
   }
 
   /** Verifies `token`, or answers from the cache. Rejects with the verifier's auth errors. */
@@ -62,7 +83,7 @@ export class VerifiedTokenCache {
             const oldest = this.entries.keys().next();
             if (oldest.done !== true) this.entries.delete(oldest.value);
           }
-          this.entries.set(token, { user, expiresAt: exp });
+          this.entries.set(token, { user, expiresAt: exp, stamp: ++this.clock });
         }
         return user;
       },
@@ -77,6 +98,7 @@ export class VerifiedTokenCache {
 
   clear(): void {
     this.entries.clear();
+    this.generation++;
   }
 
   stats(): TokenCacheStats {

@@ -44,6 +44,7 @@ function serve(name: string): void {
   const counts: Record<string, number> = {};
   const fail = process.env.MODE === 'fail';
   let release: (() => void)[] = [];
+  let flooded = 0;
   const server = createServer({ keepAliveTimeout: 60_000 }, (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
@@ -75,6 +76,41 @@ function serve(name: string): void {
       if (url.searchParams.get('length') !== 'no') headers['content-length'] = n;
       res.writeHead(200, headers);
       res.end(Buffer.alloc(n, 97));
+      return;
+    }
+    if (parts[1] === 'flood') {
+      // n bytes (byte i is i % 251) in 64 KiB chunks, honouring backpressure; /flooded tells how far it got
+      const n = Number(parts[2]);
+      flooded = 0;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+      const pump = (): void => {
+        while (flooded < n) {
+          const size = Math.min(65_536, n - flooded);
+          const chunk = Buffer.allocUnsafe(size);
+          for (let i = 0; i < size; i++) chunk[i] = (flooded + i) % 251;
+          flooded += size;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    if (path === '/flooded') return void res.end(String(flooded));
+    if (parts[1] === 'chunks') {
+      // n small chunks (chunked encoding), a macrotask apart every 50: `chunk-<i>;`
+      const n = Number(parts[2]);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let i = 0;
+      const next = (): void => {
+        while (i < n) {
+          res.write(`chunk-${i};`);
+          i++;
+          if (i % 50 === 0) return void setImmediate(next);
+        }
+        res.end();
+      };
+      next();
       return;
     }
     if (path === '/stream') {
