@@ -302,6 +302,45 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(events.overdue?.find((e) => e.sagaId === late.id)?.state, 'running');
     });
 
+    it('never undoes a pivot that may have committed: an ambiguous pivot failure is stuck, and the deadline does not cut a pivot off', async () => {
+      let slowPivotMs = 0;
+      const calls: string[] = [];
+      const { orchestrator, sagas, ledger } = await setup((ledger) => [
+        defineSaga('Pivotal', { input: (raw) => raw as { n: number }, deadlineMs: 300 })
+          .step('reserve', {
+            invoke: async (_d, ctx) => void (await ledger.apply(ctx.idempotencyKey)),
+            compensate: async (_d, ctx) => {
+              calls.push('reserve:compensate');
+              await ledger.undo(ctx.invokeKey, ctx.idempotencyKey);
+            },
+          })
+          .step('confirm', {
+            pivot: true,
+            attemptTimeoutMs: 1_000,
+            retry: { maxAttempts: 2, backoff: { baseMs: 1, capMs: 2 } },
+            invoke: async (_d, ctx) => {
+              // The effect commits, then the answer is slow: as seen from the saga, the outcome is unknown.
+              await ledger.apply(ctx.idempotencyKey);
+              await new Promise((resolve) => setTimeout(resolve, slowPivotMs));
+            },
+          })
+          .build(),
+      ]);
+      slowPivotMs = 10_000;
+      const stuck = await orchestrator.start(sagas[0] as SagaDefinition, { n: 1 });
+      const outcome = await orchestrator.result(stuck.id, { timeoutMs: 10_000 });
+      assert.equal(outcome.state, 'stuck', 'not compensated: the confirmation may stand');
+      assert.equal(outcome.failedStep, 'confirm');
+      assert.deepEqual(calls, []);
+      assert.deepEqual(await keysOf(ledger, 'undo'), []);
+      // A pivot that starts before the deadline and ends after it completes the saga.
+      // (the deadline is 300 ms from the start; the pivot starts well inside it and takes 400 ms)
+      slowPivotMs = 400;
+      const late = await orchestrator.start(sagas[0] as SagaDefinition, { n: 2 });
+      const done = await orchestrator.result(late.id, { timeoutMs: 10_000 });
+      assert.equal(done.state, 'completed', 'a started pivot is not cut off by the saga deadline');
+    });
+
     it('rejects bad input before persisting anything, and starts once per id', async () => {
       const { orchestrator, sagas, store } = await setup((ledger, flow) => [ledgerSaga(ledger, flow, ['a'])]);
       const def = (sagas[0] as SagaDefinition);

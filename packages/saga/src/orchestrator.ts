@@ -462,9 +462,11 @@ export class SagaOrchestrator {
           return;
         }
         const step = steps[d.stepIndex] as StepDefinition;
-        const beforePivot = d.def.pivotIndex < 0 || d.stepIndex <= d.def.pivotIndex;
+        const beforePivot = step.kind !== 'retriable';
         const started = this.now();
-        const result = await this.invoke(d, step, beforePivot);
+        // Past its deadline a saga starts no step it could still undo (nor its pivot): it compensates.
+        const late = beforePivot && d.deadlineAt !== null && started >= d.deadlineAt;
+        const result = late ? lateResult() : await this.invoke(d, step);
         if (result.lost) return this.releaseOne(d);
         const finished = this.now();
         const log = this.log(d, step, 'invoke', result, started, finished);
@@ -479,7 +481,9 @@ export class SagaOrchestrator {
         }
         this.stepEvent('step-failed', d, step, 'invoke', result, finished - started);
         const error = describe(result.error);
-        if (!beforePivot) {
+        // After the pivot nothing is undone; a pivot whose outcome is unknown may have committed
+        // the saga, so undoing the steps before it could contradict it: an operator decides.
+        if (!beforePivot || (step.kind === 'pivot' && ambiguous(result.error))) {
           if (await this.write(d, { state: 'stuck', failedStep: step.name, error }, [log])) {
             this.events.emit('failed', { ...ref(d), step: step.name, error, compensating: false });
             this.events.emit('stuck', { ...ref(d), step: step.name, phase: 'invoke', error });
@@ -523,14 +527,15 @@ export class SagaOrchestrator {
     }
   }
 
-  private async invoke(d: Driven, step: StepDefinition, beforePivot: boolean): Promise<CallResult> {
+  private async invoke(d: Driven, step: StepDefinition): Promise<CallResult> {
     const policies = this.policiesOf(step);
     const idempotencyKey = `${d.id}:${step.name}`;
     const data = this.dataBefore(d, step.index);
     let attempts = 0;
     this.stepStarted(d, step, 'invoke');
-    // Before the pivot the saga's deadline bounds the step; after it the saga must go forward regardless.
-    const sagaDeadline = beforePivot && d.deadlineAt !== null ? this.clock.now() + (d.deadlineAt - this.now()) : undefined;
+    // The saga's deadline bounds the steps it can still undo. Not the pivot: a pivot cut off in
+    // flight may have committed, and once started it is let finish (its own timeouts bound it).
+    const sagaDeadline = step.kind === 'compensatable' && d.deadlineAt !== null ? this.clock.now() + (d.deadlineAt - this.now()) : undefined;
     try {
       const output = await policies.invoke.execute(
         (ctx) => {
@@ -846,6 +851,11 @@ export class SagaOrchestrator {
 /** Creates an orchestrator and starts its background work (resuming sagas that crashed owners left). */
 export function createSagaOrchestrator(options: SagaOrchestratorOptions): Promise<SagaOrchestrator> {
   return new SagaOrchestrator(options).open();
+}
+
+/** A step not started because the saga was past its deadline: a certain failure (nothing was called). */
+function lateResult(): CallResult {
+  return { ok: false, lost: false, attempts: 0, error: Object.assign(new Error('the saga passed its deadline before this step started'), { name: 'SagaDeadlineExceeded', retryable: false }) };
 }
 
 interface CallResult {
