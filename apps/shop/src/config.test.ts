@@ -44,6 +44,18 @@ describe('shop configuration', () => {
     refusal(() => loadConfig({ env: {}, overrides: { payments: { declineRate: 0.6, errorRate: 0.6 } } }), 'payments.errorRate');
     refusal(() => loadConfig({ env: {}, overrides: { inventory: { reservationTtlMs: 10_000 }, orders: { sagaDeadlineMs: 20_000 } } }), 'inventory.reservationTtlMs');
     refusal(() => loadConfig({ env: { SHOP_CONFIG: '/nonexistent/shop.json' } }), 'SHOP_CONFIG');
-    refusal(() => loadConfig({ env: { SHOP_TOPOLOGY: 'services' } }), 'topology');
+    refusal(() => loadConfig({ env: { SHOP_TOPOLOGY: 'cluster' } }), 'SHOP_TOPOLOGY');
+    refusal(() => loadConfig({ env: { SHOP_SERVICES__TRANSPORT: 'kafka' } }), 'SHOP_SERVICES__TRANSPORT');
+    refusal(() => loadConfig({ env: {}, overrides: { services: { namespace: 'Bad-Name' } } }), 'services.namespace');
+    refusal(() => loadConfig({ env: {}, overrides: { services: { db: 'sqlite:./x.db' } } }), 'services.db');
+    refusal(() => loadConfig({ env: {}, overrides: { topology: 'services', modules: { orders: { url: 'http://127.0.0.1:4001/api/orders' } } } }), 'modules.orders.url');
+  });
+
+  it('accepts the services topology, with NATS and PostgreSQL by default and RabbitMQ by configuration', () => {
+    const c = loadConfig({ env: { SHOP_TOPOLOGY: 'services' } });
+    assert.equal(c.topology, 'services');
+    assert.equal(c.services.transport, 'nats');
+    assert.match(c.services.db, /^postgres:\/\//);
+    assert.equal(loadConfig({ env: { SHOP_TOPOLOGY: 'services', SHOP_SERVICES__TRANSPORT: 'rabbitmq' } }).services.transport, 'rabbitmq');
   });
 });

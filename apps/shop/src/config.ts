@@ -10,10 +10,11 @@
  *
  * Topology is configuration: `monolith` hosts every module in one process
  * (SQLite file per module under `dataDir`, the embedded bus, module calls over
- * loopback through their clients). `services` (one process per module behind
- * the gateway, PostgreSQL schema per module, NATS) reads the same keys —
- * `modules.<name>.url` (where a module listens) and `modules.<name>.db` (its
- * store URL) — and is refused here until its transports are wired.
+ * loopback through their clients). `services` runs one process per module
+ * behind the gateway (`port` is then the gateway's): each module's store is a
+ * PostgreSQL schema named after it on `services.db` (or `modules.<name>.db`),
+ * events go over NATS JetStream or RabbitMQ (`services.transport`), a module
+ * listens on `modules.<name>.url` (default: a free port on `host`).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -23,9 +24,12 @@ export const MODULES = ['users', 'catalog', 'inventory', 'payments', 'orders', '
 export type ModuleName = (typeof MODULES)[number];
 
 export interface ModuleLocation {
-  /** Base URL the module is reached at (services topology). Empty: hosted here. */
+  /**
+   * Monolith: the base URL the module is reached at if it is hosted elsewhere (empty: hosted here).
+   * Services: the origin its process listens on, `http://host:port` (empty: a free port on `host`).
+   */
   url: string;
-  /** The module's store URL. Empty: `sqlite:<dataDir>/<module>.db`. */
+  /** The module's store URL. Empty: `sqlite:<dataDir>/<module>.db` (monolith), `services.db` (services). */
   db: string;
 }
 
@@ -48,6 +52,28 @@ export interface ShopConfig {
   orders: { sagaDeadlineMs: number; stepAttemptTimeoutMs: number; maxItems: number; maxQty: number };
   productPage: { bulkheads: { catalog: number; pricing: number; inventory: number; recommendations: number }; timeoutMs: number };
   modules: Record<ModuleName, ModuleLocation>;
+  /** The services topology (ignored by the monolith). */
+  services: ServicesConfig;
+}
+
+export interface ServicesConfig {
+  /** The event transport between processes. */
+  transport: 'nats' | 'rabbitmq';
+  natsUrl: string;
+  rabbitmqUrl: string;
+  /** The PostgreSQL database holding every module's schema (unless `modules.<name>.db` says otherwise). */
+  db: string;
+  /**
+   * Prefix of every name the set owns on shared servers — schemas
+   * (`<namespace>_<module>`), NATS streams and subjects, RabbitMQ exchange and
+   * queues — so several sets (test runs) share one PostgreSQL and one broker.
+   * Empty: schemas are the module names.
+   */
+  namespace: string;
+  /** PostgreSQL connections per module process. */
+  poolSize: number;
+  /** How long the launcher waits for every process to be ready. */
+  startTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -80,6 +106,15 @@ export function defaultConfig(): ShopConfig {
     orders: { sagaDeadlineMs: 60_000, stepAttemptTimeoutMs: 5_000, maxItems: 20, maxQty: 100 },
     productPage: { bulkheads: { catalog: 20, pricing: 20, inventory: 10, recommendations: 5 }, timeoutMs: 1_000 },
     modules,
+    services: {
+      transport: 'nats',
+      natsUrl: 'nats://127.0.0.1:4222',
+      rabbitmqUrl: 'amqp://guest:guest@127.0.0.1:5672',
+      db: 'postgres://postgres@127.0.0.1:5432/postgres',
+      namespace: '',
+      poolSize: 4,
+      startTimeoutMs: 60_000,
+    },
   };
 }
 
@@ -130,6 +165,13 @@ const RULES: Record<string, Kind> = {
   'productPage.bulkheads.inventory': { t: 'int', min: 1, max: 10_000 },
   'productPage.bulkheads.recommendations': { t: 'int', min: 1, max: 10_000 },
   'productPage.timeoutMs': ms(1, 600_000),
+  'services.transport': { t: 'enum', values: ['nats', 'rabbitmq'] },
+  'services.natsUrl': { t: 'string', pattern: /^(nats:\/\/)?\S+$/, hint: 'a NATS server (nats://host:port)' },
+  'services.rabbitmqUrl': { t: 'string', pattern: /^amqps?:\/\/\S+$/, hint: 'an amqp:// URL' },
+  'services.db': { t: 'string', pattern: /^postgres(ql)?:\/\/\S+$/, hint: 'a postgres:// URL' },
+  'services.namespace': { t: 'string', pattern: /^$|^[a-z][a-z0-9]{0,15}$/, hint: 'empty, or up to 16 lowercase letters and digits starting with a letter' },
+  'services.poolSize': { t: 'int', min: 1, max: 50 },
+  'services.startTimeoutMs': ms(1_000, 600_000),
   ...Object.fromEntries(
     MODULES.flatMap((m) => [
       [`modules.${m}.url`, { t: 'string', pattern: URLISH, hint: 'an http(s) URL or empty' } satisfies Kind],
@@ -231,7 +273,10 @@ export function loadConfig(options: LoadOptions = {}): ShopConfig {
   }
   const shop = config as unknown as ShopConfig;
   if (shop.topology === 'services') {
-    throw new ConfigError('topology', '"services" needs PostgreSQL schemas and NATS, which this build does not wire yet; use "monolith"');
+    for (const m of MODULES) {
+      const url = shop.modules[m].url;
+      if (url !== '' && new URL(url).pathname !== '/') throw new ConfigError(`modules.${m}.url`, `is where the ${m} process listens in the services topology: an origin (http://host:port), got ${JSON.stringify(url)}`);
+    }
   }
   if (shop.payments.declineRate + shop.payments.errorRate > 1) throw new ConfigError('payments.errorRate', 'plus payments.declineRate must not exceed 1');
   if (shop.inventory.reservationTtlMs <= shop.orders.sagaDeadlineMs) {

@@ -3,6 +3,10 @@
  * data under `./data` on first start (`SHOP_DATA_DIR` to move it), seeds the
  * catalog and a demo user, prints the URLs and a ready-to-paste order with a
  * real token. SIGTERM/SIGINT drain requests and close every store.
+ *
+ * With `topology: "services"` (`SHOP_TOPOLOGY=services`, or in `SHOP_CONFIG`)
+ * it starts the services set instead (`services.ts`): same code, another
+ * configuration.
  */
 import { randomUUID } from 'node:crypto';
 import { ConfigError, loadConfig, type ShopConfig } from './config.js';
@@ -19,28 +23,35 @@ try {
   throw error;
 }
 
-const shop = await startShop(config, { signals: true });
-const { url } = shop;
-
-let example = `  (demo user disabled: register with POST ${url}/api/users/register)`;
-if (config.seed.demoUser) {
-  const tokens = await shop.users.auth.login(config.seed.demoUsername, config.seed.demoPassword);
-  const body = JSON.stringify({ items: [{ sku: 'KB-001', qty: 1 }, { sku: 'CB-005', qty: 2 }] });
-  example = [
-    `  TOKEN='${tokens.access_token}'`,
-    `  curl -sS -X POST ${url}/api/orders \\`,
-    `    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
-    `    -H 'Idempotency-Key: ${randomUUID()}' \\`,
-    `    -d '${body}'`,
-    `  # then, with the orderId it answers:`,
-    `  curl -sS ${url}/api/orders/<orderId> -H "Authorization: Bearer $TOKEN"`,
-    `  curl -sSN ${url}/api/orders/<orderId>/events -H "Authorization: Bearer $TOKEN"`,
-    `  # a new token (valid ${config.auth.accessTokenTtlSec} s):`,
-    `  curl -sS -X POST ${url}/api/users/token -H 'Content-Type: application/json' -d '{"username":"${config.seed.demoUsername}","password":"${config.seed.demoPassword}"}'`,
-  ].join('\n');
+if (config.topology === 'services') {
+  await import('./services.js');
+} else {
+  await monolith(config);
 }
 
-console.log(`Bulwark shop (${config.topology}) ready in ${shop.startupMs} ms on ${url}
+async function monolith(config: ShopConfig): Promise<void> {
+  const shop = await startShop(config, { signals: true });
+  const { url } = shop;
+
+  let example = `  (demo user disabled: register with POST ${url}/api/users/register)`;
+  if (config.seed.demoUser) {
+    const tokens = await shop.users.auth.login(config.seed.demoUsername, config.seed.demoPassword);
+    const body = JSON.stringify({ items: [{ sku: 'KB-001', qty: 1 }, { sku: 'CB-005', qty: 2 }] });
+    example = [
+      `  TOKEN='${tokens.access_token}'`,
+      `  curl -sS -X POST ${url}/api/orders \\`,
+      `    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
+      `    -H 'Idempotency-Key: ${randomUUID()}' \\`,
+      `    -d '${body}'`,
+      `  # then, with the orderId it answers:`,
+      `  curl -sS ${url}/api/orders/<orderId> -H "Authorization: Bearer $TOKEN"`,
+      `  curl -sSN ${url}/api/orders/<orderId>/events -H "Authorization: Bearer $TOKEN"`,
+      `  # a new token (valid ${config.auth.accessTokenTtlSec} s):`,
+      `  curl -sS -X POST ${url}/api/users/token -H 'Content-Type: application/json' -d '{"username":"${config.seed.demoUsername}","password":"${config.seed.demoPassword}"}'`,
+    ].join('\n');
+  }
+
+  console.log(`Bulwark shop (${config.topology}) ready in ${shop.startupMs} ms on ${url}
   data:          ${config.dataDir}
   products:      ${url}/api/catalog/products
   product page:  ${url}/api/product-page/KB-001
@@ -54,3 +65,4 @@ Place an order as the demo user (${config.seed.demoUsername}):
 ${example}
 
 Ctrl-C to stop.`);
+}

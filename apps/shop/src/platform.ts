@@ -73,11 +73,24 @@ export function lazyParticipant(name: string, make: () => Participant): Particip
   };
 }
 
-/** A module's own store: `modules.<name>.db`, else `sqlite:<dataDir>/<name>.db`. */
-export function openModuleStore<DB>(config: ShopConfig, module: ModuleName, migrations: Migrations): Promise<Store<DB>> {
+/**
+ * The name of a module's store: its SQLite file (`<name>.db`) or its
+ * PostgreSQL schema — the module's name, behind `services.namespace_` when the
+ * services topology has a namespace.
+ */
+export function storeNameOf(config: ShopConfig, module: ModuleName): string {
   const name = module === 'productPage' ? 'product_page' : module;
-  const url = config.modules[module].db || `sqlite:${join(config.dataDir, `${name}.db`)}`;
-  return openStore<DB>({ module: name, url, migrations, durability: config.durability });
+  return config.topology === 'services' && config.services.namespace !== '' ? `${config.services.namespace}_${name}` : name;
+}
+
+/**
+ * A module's own store: `modules.<name>.db`, else `sqlite:<dataDir>/<name>.db`
+ * (monolith) or the schema `storeNameOf(module)` on `services.db` (services).
+ */
+export function openModuleStore<DB>(config: ShopConfig, module: ModuleName, migrations: Migrations): Promise<Store<DB>> {
+  const name = storeNameOf(config, module);
+  const url = config.modules[module].db || (config.topology === 'services' ? config.services.db : `sqlite:${join(config.dataDir, `${name}.db`)}`);
+  return openStore<DB>({ module: name, url, migrations, durability: config.durability, poolSize: config.services.poolSize });
 }
 
 /** preHandler of internal routes (module-to-module and admin): the shared internal key, compared in constant time. */

@@ -3,21 +3,23 @@
  * `/api/<module>` on one kit service, listens, then tells the directory where
  * every module is and starts their background work.
  *
- * Monolith (this build): every module in this process, a SQLite file per
+ * Monolith (`startShop`): every module in this process, a SQLite file per
  * module under `dataDir`, the embedded bus (`<dataDir>/bus.db`). Modules
  * still call each other over HTTP through their clients and policies — to
  * this process's own listener on loopback — so the code path is the one the
  * services topology takes; only the addresses differ.
+ *
+ * Services (`hostModules` with one module, in a process of its own started by
+ * `services/launcher.ts`): the same code, its store a PostgreSQL schema, its
+ * events over NATS or RabbitMQ; the directory holds the other processes' URLs.
  */
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createService } from '@bulwark/http';
 import { JwtVerifier } from '@bulwark/http/auth';
-import { connectEmbeddedTransport } from '@bulwark/messaging';
 import { fastifyTelemetry, instrumentHttpClient, instrumentResilience, instrumentSagas, Metrics, metricsRoute, setupTelemetry, type Telemetry } from '@bulwark/telemetry';
-import { join } from 'node:path';
-import { MODULES, type ShopConfig } from './config.js';
+import { MODULES, type ModuleName, type ShopConfig } from './config.js';
 import { Directory } from './platform.js';
 import { createCatalogModule } from './modules/catalog/catalog.js';
 import { createInventoryModule, type InventoryModule } from './modules/inventory/inventory.js';
@@ -28,6 +30,7 @@ import { createPaymentsModule } from './modules/payments/payments.js';
 import { createProductPageModule } from './modules/product-page/product-page.js';
 import { createRecommendationsModule } from './modules/recommendations/recommendations.js';
 import { createUsersModule, type UsersModule } from './modules/users/users.js';
+import { connectShopTransport } from './transports.js';
 
 export interface Shop {
   readonly config: ShopConfig;
@@ -49,23 +52,64 @@ export interface StartOptions {
   signals?: boolean;
 }
 
+/** A process hosting some of the modules, listening, before its background work starts. */
+export interface ModuleHost {
+  readonly config: ShopConfig;
+  /** Where this process listens (an origin, e.g. `http://127.0.0.1:3000`); module `m` is at `url + prefixOf(m)`. */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  /** The modules hosted here. */
+  readonly modules: ReadonlyMap<ModuleName, ShopModule>;
+  readonly telemetry: Telemetry | undefined;
+  /**
+   * Tells the directory every module's base URL (`http://host:port/api/<module>`),
+   * then starts the hosted modules' background work (relays, consumers,
+   * sweepers, the orchestrator). Call once.
+   */
+  connect(urls: Readonly<Record<ModuleName, string>>): Promise<void>;
+  /** Drains requests, stops background work, closes stores and the transport (idempotent). */
+  close(): Promise<void>;
+}
+
+export interface HostOptions extends StartOptions {
+  /** The modules this process hosts, in mount order. Default: all of them. */
+  modules?: readonly ModuleName[];
+  /** Overrides `config.port`. */
+  port?: number;
+  /** Service name in telemetry. Default `shop`. */
+  serviceName?: string;
+}
+
 let telemetryRegistered = false;
 
-export async function startShop(config: ShopConfig, options: StartOptions = {}): Promise<Shop> {
-  const began = performance.now();
-  mkdirSync(config.dataDir, { recursive: true });
+const FACTORIES: { [M in ModuleName]: (ctx: ModuleContext) => ShopModule | Promise<ShopModule> } = {
+  users: createUsersModule,
+  catalog: createCatalogModule,
+  inventory: createInventoryModule,
+  payments: createPaymentsModule,
+  orders: createOrdersModule,
+  notifications: createNotificationsModule,
+  recommendations: createRecommendationsModule,
+  productPage: createProductPageModule,
+};
+
+/** Builds the given modules on one kit service and listens; background work waits for `connect`. */
+export async function hostModules(config: ShopConfig, options: HostOptions = {}): Promise<ModuleHost> {
+  const names = options.modules ?? MODULES;
+  const serviceName = options.serviceName ?? 'shop';
+  if (config.topology === 'monolith') mkdirSync(config.dataDir, { recursive: true });
 
   let telemetry: Telemetry | undefined;
   let metrics: Metrics | undefined;
   if (config.telemetry.enabled) {
-    telemetry = setupTelemetry({ serviceName: 'shop', exporter: 'memory', register: !telemetryRegistered, memory: { maxSpans: 5_000 } });
+    telemetry = setupTelemetry({ serviceName, exporter: 'memory', register: !telemetryRegistered, memory: { maxSpans: 5_000 } });
     telemetryRegistered = true;
-    metrics = new Metrics({ defaultLabels: { service: 'shop' } });
+    metrics = new Metrics({ defaultLabels: { service: serviceName } });
     instrumentResilience(metrics);
     instrumentHttpClient(metrics);
   }
 
-  const transport = await connectEmbeddedTransport({ url: `sqlite:${join(config.dataDir, 'bus.db')}` });
+  const transport = await connectShopTransport(config, serviceName);
   const directory = new Directory(config.internalKey);
   let jwt: JwtVerifier | undefined;
   // The users module's JWKS is fetched over HTTP once its address is known (after listen), like any other module call.
@@ -77,33 +121,31 @@ export async function startShop(config: ShopConfig, options: StartOptions = {}):
   } as unknown as JwtVerifier;
   const ctx: ModuleContext = { config, directory, verifier, transport };
 
-  const users = await createUsersModule(ctx);
-  const inventory = await createInventoryModule(ctx);
-  const orders = await createOrdersModule(ctx);
-  const modules: ShopModule[] = [
-    users,
-    await createCatalogModule(ctx),
-    inventory,
-    await createPaymentsModule(ctx),
-    orders,
-    await createNotificationsModule(ctx),
-    createRecommendationsModule(ctx),
-    createProductPageModule(ctx),
-  ];
-  if (config.seed.demoUser) await users.ensureUser(config.seed.demoUsername, config.seed.demoPassword);
+  const hosted = new Map<ModuleName, ShopModule>();
+  try {
+    for (const name of names) hosted.set(name, await FACTORIES[name](ctx));
+    const users = hosted.get('users') as UsersModule | undefined;
+    if (users !== undefined && config.seed.demoUser) await users.ensureUser(config.seed.demoUsername, config.seed.demoPassword);
+  } catch (error) {
+    await Promise.allSettled([...hosted.values()].map((m) => m.close()));
+    await transport.close().catch(() => undefined);
+    throw error;
+  }
+  const modules = [...hosted.values()];
 
   const app = await createService({
     server: { logger: config.logLevel === 'silent' ? false : { level: config.logLevel } },
     kit: {
       accessLog: config.logLevel === 'debug' || config.logLevel === 'info',
-      openapi: { info: { title: 'Bulwark shop', version: '0.1.0', description: 'The reference e-commerce system (monolith topology).' } },
+      openapi: { info: { title: names.length === MODULES.length ? 'Bulwark shop' : `Bulwark shop: ${names.join(', ')}`, version: '0.1.0', description: `The reference e-commerce system (${config.topology} topology).` } },
       shutdown: options.signals === true ? { signals: ['SIGTERM', 'SIGINT'] } : { signals: [] },
     },
   });
   if (telemetry !== undefined && metrics !== undefined) {
     await app.register(fastifyTelemetry, { telemetry, metrics, accessLog: false, ignoreRoutes: ['/metrics', '/health/live', '/health/ready'] });
     await app.register(metricsRoute, { metrics });
-    instrumentSagas(metrics, orders.sagas);
+    const orders = hosted.get('orders') as OrdersModule | undefined;
+    if (orders !== undefined) instrumentSagas(metrics, orders.sagas);
   }
 
   // Closers run in reverse order: modules (last mounted first), then the clients, the bus, telemetry.
@@ -120,27 +162,52 @@ export async function startShop(config: ShopConfig, options: StartOptions = {}):
   app.get('/', { schema: { hide: true } }, () => ({
     name: 'Bulwark shop',
     topology: config.topology,
-    modules: Object.fromEntries(MODULES.map((m) => [m, prefixOf(m)])),
+    modules: Object.fromEntries(names.map((m) => [m, prefixOf(m)])),
     links: { products: '/api/catalog/products', productPage: '/api/product-page/{sku}', orders: '/api/orders', token: '/api/users/token', openapi: '/openapi.json', metrics: '/metrics', health: '/health/ready' },
   }));
 
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: options.port ?? config.port });
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   const port = (app.server.address() as AddressInfo).port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  for (const m of MODULES) directory.set(m, config.modules[m].url || `${url}${prefixOf(m)}`);
-  for (const module of modules) if (module.start !== undefined) await module.start();
 
+  let connected = false;
   let closing: Promise<void> | undefined;
   return {
     config,
     url,
     app,
-    users,
-    inventory,
-    orders,
+    modules: hosted,
     telemetry,
-    startupMs: Math.round(performance.now() - began),
+    async connect(urls) {
+      if (connected) throw new Error('connect() was already called');
+      connected = true;
+      for (const m of MODULES) directory.set(m, urls[m]);
+      for (const module of modules) if (module.start !== undefined) await module.start();
+    },
     close: () => (closing ??= app.close().then(() => undefined)),
+  };
+}
+
+/** The monolith: every module in this process, reaching each other on this process's own listener. */
+export async function startShop(config: ShopConfig, options: StartOptions = {}): Promise<Shop> {
+  const began = performance.now();
+  const host = await hostModules(config, options);
+  await host.connect(Object.fromEntries(MODULES.map((m) => [m, config.modules[m].url || `${host.url}${prefixOf(m)}`])) as Record<ModuleName, string>);
+  return {
+    config,
+    url: host.url,
+    app: host.app,
+    users: host.modules.get('users') as UsersModule,
+    inventory: host.modules.get('inventory') as InventoryModule,
+    orders: host.modules.get('orders') as OrdersModule,
+    telemetry: host.telemetry,
+    startupMs: Math.round(performance.now() - began),
+    close: () => host.close(),
   };
 }

@@ -133,7 +133,7 @@ export async function createInventoryModule(ctx: ModuleContext): Promise<Invento
     for (const { id } of due) {
       const status = await store.transaction(async (tx) => {
         const row = await tx.forUpdate(tx.db.selectFrom('inventory_reservations').select(['status', 'expires_at']).where('id', '=', id)).executeTakeFirst();
-        if (row?.status !== 'held' || row.expires_at >= Date.now()) return row?.status;
+        if (row?.status !== 'held' || Number(row.expires_at) >= Date.now()) return row?.status;
         return release(tx, id, 'expired');
       });
       if (status === 'expired') n++;
@@ -217,7 +217,7 @@ export async function createInventoryModule(ctx: ModuleContext): Promise<Invento
         return request.idempotency.transaction<InventoryDb>(async (tx) => {
           const existing = await tx.forUpdate(tx.db.selectFrom('inventory_reservations').selectAll().where('id', '=', id)).executeTakeFirst();
           if (existing?.status === 'tombstone') throw shopProblem('reservation-cancelled', 409, 'Reservation cancelled', `reservation ${id} was released before it arrived; refused`);
-          if (existing !== undefined) return { reservationId: id, status: existing.status, expiresAt: new Date(existing.expires_at).toISOString() };
+          if (existing !== undefined) return { reservationId: id, status: existing.status, expiresAt: new Date(Number(existing.expires_at)).toISOString() };
           const taken = await take(tx, items, 'reserved');
           if (!taken.ok) {
             if (taken.available === undefined) throw shopProblem('unknown-product', 422, 'Unknown product', `no stock record for ${taken.sku}`, { sku: taken.sku });
@@ -263,7 +263,7 @@ export async function createInventoryModule(ctx: ModuleContext): Promise<Invento
     app.get<{ Params: { id: string } }>('/reservations/:id', { preHandler: internal, schema: { params: idParam } }, async (request) => {
       const row = await store.db.selectFrom('inventory_reservations').selectAll().where('id', '=', request.params.id).executeTakeFirst();
       if (row === undefined) throw shopProblem('unknown-reservation', 404, 'Unknown reservation', `no reservation ${request.params.id}`);
-      return { reservationId: row.id, orderId: row.order_id, status: row.status, items: JSON.parse(row.items) as Item[], expiresAt: new Date(row.expires_at).toISOString() };
+      return { reservationId: row.id, orderId: row.order_id, status: row.status, items: JSON.parse(row.items) as Item[], expiresAt: new Date(Number(row.expires_at)).toISOString() };
     });
   }
 

@@ -14,6 +14,7 @@ import type { Migration } from '@bulwark/store';
 import type { FastifyInstance } from 'fastify';
 import { ORDERS_TOPIC, OrderConfirmed } from '../../contracts.js';
 import { INTERNAL_KEY_HEADER, internalOnly, openModuleStore } from '../../platform.js';
+import { consumerGroup } from '../../transports.js';
 import type { ModuleContext, ShopModule } from '../module.js';
 
 interface NotificationsDb {
@@ -61,7 +62,7 @@ export async function createNotificationsModule(ctx: ModuleContext): Promise<Sho
       .onConflict((oc) => oc.doNothing())
       .execute();
   });
-  const consumer = new Consumer({ store, transport, topic: ORDERS_TOPIC, group: 'notifications', handlers });
+  const consumer = new Consumer({ store, transport, topic: ORDERS_TOPIC, group: consumerGroup(config, 'notifications'), handlers });
 
   async function routes(app: FastifyInstance): Promise<void> {
     await app.register(bearerAuth, { verifier, defaultAuth: false });

@@ -16,13 +16,13 @@ import { httpMigrations, idempotency, isProblemError, problem } from '@bulwark/h
 import { bearerAuth } from '@bulwark/http/auth';
 import { isHttpClientError } from '@bulwark/http/client';
 import { messagingMigrations, Outbox, OutboxRelay, uuidv7 } from '@bulwark/messaging';
-import { createSagaOrchestrator, sagaMigrations, type SagaDefinition, type SagaEventName, type SagaEvents, type SagaOrchestrator } from '@bulwark/saga';
+import { createSagaOrchestrator, SagaAdmin, sagaMigrations, type SagaDefinition, type SagaState, type SagaEventName, type SagaEvents, type SagaOrchestrator } from '@bulwark/saga';
 import { httpParticipant } from '@bulwark/saga/participants';
 import type { Migration, Store } from '@bulwark/store';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SagaEventSource } from '@bulwark/telemetry';
 import { ORDERS_TOPIC, OrderConfirmed } from '../../contracts.js';
-import { lazyParticipant, openModuleStore, shopProblem } from '../../platform.js';
+import { internalOnly, lazyParticipant, openModuleStore, shopProblem } from '../../platform.js';
 import { PAYMENT_METHODS } from '../payments/payments.js';
 import { SKU_PATTERN } from '../catalog/catalog.js';
 import type { ModuleContext, ShopModule } from '../module.js';
@@ -36,13 +36,14 @@ interface OrdersDb {
 const migrations: Migration[] = [
   {
     id: '20261201T1200_orders',
-    up: async (db) => {
+    // PostgreSQL: the total is bigint (read back through Number()); SQLite's integer is 64-bit already.
+    up: async (db, dialect) => {
       await db.schema
         .createTable('orders')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('user_id', 'text', (c) => c.notNull())
         .addColumn('status', 'text', (c) => c.notNull())
-        .addColumn('total', 'integer', (c) => c.notNull())
+        .addColumn('total', dialect === 'postgres' ? 'bigint' : 'integer', (c) => c.notNull())
         .addColumn('currency', 'text', (c) => c.notNull())
         .addColumn('payment_method', 'text', (c) => c.notNull())
         .addColumn('failure_reason', 'text')
@@ -125,15 +126,18 @@ export async function createOrdersModule(ctx: ModuleContext): Promise<OrdersModu
     });
   }
 
+  // The saga's steps retry; the client only fails fast. Its breaker opens for 2 s at first (doubling
+  // while the dependency stays down, up to 30 s), so a short outage costs seconds, not the default 30 s.
+  const participantClient = { retry: 'none', timeoutMs: attemptTimeoutMs, breaker: { openDuration: { baseMs: 2_000, multiplier: 2, maxMs: 30_000 } } } as const;
   const inventory = lazyParticipant('inventory', () =>
-    httpParticipant(directory.client('inventory', 'orders-inventory', { retry: 'none', timeoutMs: attemptTimeoutMs }), {
+    httpParticipant(directory.client('inventory', 'orders-inventory', participantClient), {
       reserve: 'POST /reservations',
       release: 'POST /reservations/{invokeKey}/release',
       commit: { method: 'POST', path: (req: { reservationId: string }) => `/reservations/${encodeURIComponent(req.reservationId)}/commit`, body: () => ({}) },
     }),
   );
   const payments = lazyParticipant('payments', () =>
-    httpParticipant(directory.client('payments', 'orders-payments', { retry: 'none', timeoutMs: attemptTimeoutMs }), {
+    httpParticipant(directory.client('payments', 'orders-payments', participantClient), {
       charge: 'POST /charges',
       refund: 'POST /charges/{invokeKey}/refund',
     }),
@@ -154,7 +158,7 @@ export async function createOrdersModule(ctx: ModuleContext): Promise<OrdersModu
       status: row.status,
       terminal: TERMINAL_STATUSES.has(row.status),
       items: items.map((i) => ({ sku: i.sku, qty: i.qty, unitPrice: i.unit_price })),
-      total: row.total,
+      total: Number(row.total),
       currency: row.currency,
       paymentMethod: row.payment_method,
       failureReason: row.failure_reason,
@@ -251,7 +255,7 @@ export async function createOrdersModule(ctx: ModuleContext): Promise<OrdersModu
         .orderBy('created_at', 'desc')
         .limit(request.query.limit ?? 20)
         .execute();
-      return { orders: rows.map((r) => ({ orderId: r.id, status: r.status, total: r.total, currency: r.currency, createdAt: new Date(Number(r.created_at)).toISOString() })) };
+      return { orders: rows.map((r) => ({ orderId: r.id, status: r.status, total: Number(r.total), currency: r.currency, createdAt: new Date(Number(r.created_at)).toISOString() })) };
     });
 
     app.get<{ Params: { id: string } }>('/:id', { schema: { params: idParam } }, (request) => ownOrder(request));
@@ -288,6 +292,51 @@ export async function createOrdersModule(ctx: ModuleContext): Promise<OrdersModu
       request.raw.on('close', end);
       send(order);
     });
+
+    // Internal reads for the invariant checker (src/invariants): every order with its items and the terminal
+    // statuses its saga log records (CONFIRMED: the pivot succeeded; CANCELLED: recordOrder was compensated),
+    // and SagaAdmin's list and overdue. Keyset-paged by id.
+    const internal = { config: { auth: false as const }, preHandler: internalOnly(config.internalKey) };
+    const admin = new SagaAdmin({ store: store as unknown as Store<unknown>, sagas: [saga] });
+    const page = { after: { type: 'string', minLength: 1, maxLength: 64 }, limit: { type: 'integer', minimum: 1, maximum: 500 } } as const;
+    app.get<{ Querystring: { after?: string; limit?: number } }>('/internal/orders', { ...internal, schema: { querystring: { type: 'object', additionalProperties: false, properties: page } } }, async (request) => {
+      const limit = request.query.limit ?? 500;
+      let query = store.db.selectFrom('orders').select(['id', 'status', 'total', 'currency', 'failure_reason', 'created_at', 'updated_at']).orderBy('id').limit(limit);
+      if (request.query.after !== undefined) query = query.where('id', '>', request.query.after);
+      const rows = await query.execute();
+      const ids = rows.map((r) => r.id);
+      const items = ids.length === 0 ? [] : await store.db.selectFrom('order_items').select(['order_id', 'sku', 'qty']).where('order_id', 'in', ids).execute();
+      const log = store as unknown as Store<{ saga_steps: { saga_id: string; seq: number; step: string; phase: string; outcome: string } }>;
+      const terminal = ids.length === 0 ? [] : await log.db.selectFrom('saga_steps').select(['saga_id', 'step']).where('saga_id', 'in', ids).where('outcome', '=', 'succeeded')
+        .where((eb) => eb.or([eb.and([eb('step', '=', 'confirmOrder'), eb('phase', '=', 'invoke')]), eb.and([eb('step', '=', 'recordOrder'), eb('phase', '=', 'compensate')])]))
+        .orderBy('saga_id').orderBy('seq').execute();
+      return {
+        orders: rows.map((r) => ({
+          orderId: r.id,
+          status: r.status,
+          total: Number(r.total),
+          currency: r.currency,
+          items: items.filter((i) => i.order_id === r.id).map((i) => ({ sku: i.sku, qty: i.qty })),
+          terminalHistory: terminal.filter((t) => t.saga_id === r.id).map((t) => (t.step === 'confirmOrder' ? 'CONFIRMED' : 'CANCELLED')),
+          failureReason: r.failure_reason,
+          createdAt: Number(r.created_at),
+          updatedAt: Number(r.updated_at),
+        })),
+        next: rows.length === limit ? (ids.at(-1) ?? null) : null,
+      };
+    });
+    app.get<{ Querystring: { states?: string; after?: string; limit?: number } }>(
+      '/internal/sagas',
+      { ...internal, schema: { querystring: { type: 'object', additionalProperties: false, properties: { ...page, states: { type: 'string', pattern: '^[a-z,]+$', maxLength: 200 } } } } },
+      async (request) => {
+        const { states, after, limit } = request.query;
+        const sagas = await admin.list({ ...(states === undefined ? {} : { states: states.split(',').filter((s) => s !== '') as SagaState[] }), ...(after === undefined ? {} : { after }), limit: limit ?? 500 });
+        return { sagas, next: sagas.length === (limit ?? 500) ? (sagas.at(-1)?.id ?? null) : null };
+      },
+    );
+    app.get<{ Querystring: { limit?: number } }>('/internal/sagas/overdue', { ...internal, schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: page.limit } } } }, async (request) => ({
+      sagas: await admin.overdue(request.query.limit ?? 500),
+    }));
   }
 
   return {

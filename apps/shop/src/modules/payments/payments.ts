@@ -33,12 +33,14 @@ interface PaymentsDb {
 const migrations: Migration[] = [
   {
     id: '20261201T1200_payments',
-    up: async (db) => {
+    // PostgreSQL: amounts are bigint (up to 10^12 minor units) and read back through Number(); SQLite's integer is 64-bit already.
+    up: async (db, dialect) => {
+      const money = dialect === 'postgres' ? 'bigint' : 'integer';
       await db.schema
         .createTable('payments_charges')
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('order_id', 'text')
-        .addColumn('amount', 'integer', (c) => c.notNull())
+        .addColumn('amount', money, (c) => c.notNull())
         .addColumn('currency', 'text', (c) => c.notNull())
         .addColumn('status', 'text', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
@@ -47,10 +49,10 @@ const migrations: Migration[] = [
       await db.schema.createIndex('payments_charges_order').on('payments_charges').column('order_id').execute();
       await db.schema
         .createTable('payments_ledger')
-        .addColumn('seq', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
         .addColumn('charge_id', 'text', (c) => c.notNull())
         .addColumn('kind', 'text', (c) => c.notNull())
-        .addColumn('amount', 'integer', (c) => c.notNull())
+        .addColumn('amount', money, (c) => c.notNull())
         .addColumn('at', 'bigint', (c) => c.notNull())
         .execute();
       // One charge and at most one refund per charge, whatever happens above.
@@ -109,7 +111,7 @@ export async function createPaymentsModule(ctx: ModuleContext): Promise<ShopModu
         return request.idempotency.transaction<PaymentsDb>(async (tx) => {
           const existing = await tx.forUpdate(tx.db.selectFrom('payments_charges').selectAll().where('id', '=', id)).executeTakeFirst();
           if (existing?.status === 'tombstone') throw shopProblem('charge-cancelled', 409, 'Charge cancelled', `charge ${id} was refunded before it arrived; refused`);
-          if (existing !== undefined) return { chargeId: id, status: existing.status, amount: existing.amount, currency: existing.currency };
+          if (existing !== undefined) return { chargeId: id, status: existing.status, amount: Number(existing.amount), currency: existing.currency };
           const at = Date.now();
           await tx.db.insertInto('payments_charges').values({ id, order_id: orderId ?? null, amount, currency, status: 'charged', created_at: at, updated_at: at }).execute();
           await ledger(tx, id, 'charge', amount);
@@ -128,10 +130,11 @@ export async function createPaymentsModule(ctx: ModuleContext): Promise<ShopModu
           await tx.db.insertInto('payments_charges').values({ id, order_id: null, amount: 0, currency: 'XXX', status: 'tombstone', created_at: at, updated_at: at }).execute();
           return { chargeId: id, status: 'tombstone', refunded: 0 };
         }
-        if (row.status !== 'charged') return { chargeId: id, status: row.status, refunded: row.status === 'refunded' ? row.amount : 0 };
+        const amount = Number(row.amount);
+        if (row.status !== 'charged') return { chargeId: id, status: row.status, refunded: row.status === 'refunded' ? amount : 0 };
         await tx.db.updateTable('payments_charges').set({ status: 'refunded', updated_at: at }).where('id', '=', id).execute();
-        await ledger(tx, id, 'refund', row.amount);
-        return { chargeId: id, status: 'refunded', refunded: row.amount };
+        await ledger(tx, id, 'refund', amount);
+        return { chargeId: id, status: 'refunded', refunded: amount };
       }),
     );
 
@@ -140,7 +143,7 @@ export async function createPaymentsModule(ctx: ModuleContext): Promise<ShopModu
       { preHandler: internal, schema: { querystring: { type: 'object', required: ['orderId'], properties: { orderId: { type: 'string', minLength: 1, maxLength: 64 } } } } },
       async (request) => {
         const rows = await store.db.selectFrom('payments_charges').selectAll().where('order_id', '=', request.query.orderId).orderBy('created_at').execute();
-        return { charges: rows.map((r) => ({ chargeId: r.id, orderId: r.order_id, amount: r.amount, currency: r.currency, status: r.status })) };
+        return { charges: rows.map((r) => ({ chargeId: r.id, orderId: r.order_id, amount: Number(r.amount), currency: r.currency, status: r.status })) };
       },
     );
 
@@ -165,6 +168,26 @@ export async function createPaymentsModule(ctx: ModuleContext): Promise<ShopModu
       const refunded = Number(of('refund')?.total ?? 0);
       return { charged, refunded, net: charged - refunded, charges: Number(of('charge')?.count ?? 0), refunds: Number(of('refund')?.count ?? 0) };
     });
+
+    // Internal read for the invariant checker (src/invariants): every charge with what the ledger holds for it, keyset-paged by id.
+    app.get<{ Querystring: { after?: string; limit?: number } }>(
+      '/internal/charges',
+      { preHandler: internal, schema: { querystring: { type: 'object', additionalProperties: false, properties: { after: { type: 'string', minLength: 1, maxLength: 255 }, limit: { type: 'integer', minimum: 1, maximum: 1_000 } } } } },
+      async (request) => {
+        const limit = request.query.limit ?? 1_000;
+        let query = store.db.selectFrom('payments_charges').select(['id', 'order_id', 'amount', 'currency', 'status']).orderBy('id').limit(limit);
+        if (request.query.after !== undefined) query = query.where('id', '>', request.query.after);
+        const rows = await query.execute();
+        const ids = rows.map((r) => r.id);
+        const sums = ids.length === 0 ? [] : await store.db.selectFrom('payments_ledger').select(['charge_id', 'kind']).select((eb) => eb.fn.sum<number>('amount').as('total')).where('charge_id', 'in', ids).groupBy(['charge_id', 'kind']).execute();
+        const byKey = new Map(sums.map((x) => [`${x.charge_id}|${x.kind}`, Number(x.total)]));
+        const sum = (id: string, kind: 'charge' | 'refund') => byKey.get(`${id}|${kind}`) ?? 0;
+        return {
+          charges: rows.map((r) => ({ chargeId: r.id, orderId: r.order_id, amount: Number(r.amount), currency: r.currency, status: r.status, charged: sum(r.id, 'charge'), refunded: sum(r.id, 'refund') })),
+          next: rows.length === limit ? (rows.at(-1)?.id ?? null) : null,
+        };
+      },
+    );
   }
 
   return {
