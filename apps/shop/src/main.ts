@@ -58,8 +58,14 @@ async function monolith(config: ShopConfig): Promise<void> {
   orders:        ${url}/api/orders
   auth:          ${url}/api/users/token
   openapi:       ${url}/openapi.json
+  health:        ${url}/health/ready${
+    config.telemetry.enabled
+      ? `
   metrics:       ${url}/metrics
-  health:        ${url}/health/ready
+  SLOs:          ${url}/slo  (Prometheus rules: ${url}/slo/rules)
+  traces:        ${url}/traces  (header x-shop-internal-key)`
+      : ''
+  }
 
 Place an order as the demo user (${config.seed.demoUsername}):
 ${example}

@@ -18,7 +18,8 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createService } from '@bulwark/http';
 import { JwtVerifier } from '@bulwark/http/auth';
-import { fastifyTelemetry, instrumentHttpClient, instrumentResilience, instrumentSagas, Metrics, metricsRoute, setupTelemetry, type Telemetry } from '@bulwark/telemetry';
+import { createLogger, fastifyTelemetry, instrumentHttpClient, instrumentResilience, instrumentSagas, Metrics, metricsRoute, setupTelemetry, traceSagas, type Telemetry } from '@bulwark/telemetry';
+import type { SloEngine } from '@bulwark/telemetry/slo';
 import { MODULES, type ModuleName, type ShopConfig } from './config.js';
 import { Directory } from './platform.js';
 import { createCatalogModule } from './modules/catalog/catalog.js';
@@ -30,6 +31,8 @@ import { createPaymentsModule } from './modules/payments/payments.js';
 import { createProductPageModule } from './modules/product-page/product-page.js';
 import { createRecommendationsModule } from './modules/recommendations/recommendations.js';
 import { createUsersModule, type UsersModule } from './modules/users/users.js';
+import { createShopSlos, type ShopSlos } from './slos.js';
+import { traceRoutes } from './traces.js';
 import { connectShopTransport } from './transports.js';
 
 export interface Shop {
@@ -41,6 +44,8 @@ export interface Shop {
   readonly inventory: InventoryModule;
   readonly orders: OrdersModule;
   readonly telemetry: Telemetry | undefined;
+  /** The SLO engine (`/slo`), when telemetry is enabled. */
+  readonly slos: SloEngine | undefined;
   /** Milliseconds from `startShop` to ready. */
   readonly startupMs: number;
   /** Drains requests, stops background work, closes stores (idempotent). */
@@ -61,6 +66,8 @@ export interface ModuleHost {
   /** The modules hosted here. */
   readonly modules: ReadonlyMap<ModuleName, ShopModule>;
   readonly telemetry: Telemetry | undefined;
+  /** The SLO engine of the hosted modules' SLOs (`/slo`), when telemetry is enabled and this process hosts one. */
+  readonly slos: SloEngine | undefined;
   /**
    * Tells the directory every module's base URL (`http://host:port/api/<module>`),
    * then starts the hosted modules' background work (relays, consumers,
@@ -133,23 +140,40 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
   }
   const modules = [...hosted.values()];
 
+  // With telemetry, every log line written inside a span carries its trace_id and span_id.
+  const logger =
+    config.logLevel === 'silent' ? { logger: false } : telemetry === undefined ? { logger: { level: config.logLevel } } : { loggerInstance: createLogger({ service: serviceName, version: '0.1.0', level: config.logLevel }) };
   const app = await createService({
-    server: { logger: config.logLevel === 'silent' ? false : { level: config.logLevel } },
+    server: logger,
     kit: {
       accessLog: config.logLevel === 'debug' || config.logLevel === 'info',
       openapi: { info: { title: names.length === MODULES.length ? 'Bulwark shop' : `Bulwark shop: ${names.join(', ')}`, version: '0.1.0', description: `The reference e-commerce system (${config.topology} topology).` } },
       shutdown: options.signals === true ? { signals: ['SIGTERM', 'SIGINT'] } : { signals: [] },
     },
   });
+  let slos: ShopSlos | undefined;
   if (telemetry !== undefined && metrics !== undefined) {
-    await app.register(fastifyTelemetry, { telemetry, metrics, accessLog: false, ignoreRoutes: ['/metrics', '/health/live', '/health/ready'] });
+    // Reading traces and SLOs makes no traces and no RED series of its own.
+    const readers = ['/traces', '/traces/', '/traces/:traceId', '/traces/saga/:sagaId', '/slo', '/slo/', '/slo/rules', '/slo/slos', '/slo/slos/:name', '/slo/alerts'];
+    await app.register(fastifyTelemetry, { telemetry, metrics, accessLog: false, ignoreRoutes: ['/metrics', '/health/live', '/health/ready', ...readers] });
     await app.register(metricsRoute, { metrics });
     const orders = hosted.get('orders') as OrdersModule | undefined;
-    if (orders !== undefined) instrumentSagas(metrics, orders.sagas);
+    if (orders !== undefined) {
+      instrumentSagas(metrics, orders.sagas);
+      traceSagas(telemetry.tracer, orders.sagas);
+    }
+    slos = createShopSlos({ service: serviceName, modules: names, registry: metrics.registry, log: app.log, ...(orders === undefined ? {} : { sagas: orders.sagas }) });
+    if (slos !== undefined) {
+      slos.countAnswers(app);
+      await app.register(slos.routes, { prefix: '/slo' });
+    }
+    const store = telemetry.spans;
+    if (store !== undefined) await app.register(traceRoutes, { prefix: '/traces', store, flush: () => telemetry.forceFlush(), internalKey: config.internalKey });
   }
 
-  // Closers run in reverse order: modules (last mounted first), then the clients, the bus, telemetry.
+  // Closers run in reverse order: modules (last mounted first), then the clients, the bus, the SLO engine, telemetry.
   app.shutdown.addCloser('telemetry', () => telemetry?.shutdown() ?? Promise.resolve());
+  app.shutdown.addCloser('slos', () => slos?.close() ?? Promise.resolve());
   app.shutdown.addCloser('bus', () => transport.close());
   app.shutdown.addCloser('clients', () => directory.close());
   for (const module of modules) {
@@ -163,7 +187,16 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
     name: 'Bulwark shop',
     topology: config.topology,
     modules: Object.fromEntries(names.map((m) => [m, prefixOf(m)])),
-    links: { products: '/api/catalog/products', productPage: '/api/product-page/{sku}', orders: '/api/orders', token: '/api/users/token', openapi: '/openapi.json', metrics: '/metrics', health: '/health/ready' },
+    links: {
+      products: '/api/catalog/products',
+      productPage: '/api/product-page/{sku}',
+      orders: '/api/orders',
+      token: '/api/users/token',
+      openapi: '/openapi.json',
+      health: '/health/ready',
+      ...(telemetry === undefined ? {} : { metrics: '/metrics', traces: '/traces (internal key)' }),
+      ...(slos === undefined ? {} : { slos: '/slo', sloRules: '/slo/rules' }),
+    },
   }));
 
   try {
@@ -184,6 +217,7 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
     app,
     modules: hosted,
     telemetry,
+    slos: slos?.engine,
     async connect(urls) {
       if (connected) throw new Error('connect() was already called');
       connected = true;
@@ -207,6 +241,7 @@ export async function startShop(config: ShopConfig, options: StartOptions = {}):
     inventory: host.modules.get('inventory') as InventoryModule,
     orders: host.modules.get('orders') as OrdersModule,
     telemetry: host.telemetry,
+    slos: host.slos,
     startupMs: Math.round(performance.now() - began),
     close: () => host.close(),
   };

@@ -29,6 +29,9 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { UndiciInstrumentation, type UndiciRequest } from '@opentelemetry/instrumentation-undici';
+
+/** The `globalThis` slot `@bulwark/http`'s client reads (see its `trace-headers.ts`): a count of tracers injecting into undici. */
+const TRACER_PROPAGATES_UNDICI = Symbol.for('bulwark.trace-propagation.undici');
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
@@ -147,7 +150,14 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
     // Constructed enabled (it reads `enabled` from its config on every request); its tracer is this handle's.
     const undici = new UndiciInstrumentation(ignore === undefined ? {} : { ignoreRequestHook: ignore });
     undici.setTracerProvider(provider);
-    cleanups.push(() => undici.disable());
+    // Tell `@bulwark/http`'s client that trace context on undici requests is injected here, so it
+    // does not add the incoming request's `traceparent` too (two values break the trace).
+    const slot = globalThis as Record<symbol, unknown>;
+    slot[TRACER_PROPAGATES_UNDICI] = ((slot[TRACER_PROPAGATES_UNDICI] as number | undefined) ?? 0) + 1;
+    cleanups.push(() => {
+      undici.disable();
+      slot[TRACER_PROPAGATES_UNDICI] = Math.max(0, ((slot[TRACER_PROPAGATES_UNDICI] as number | undefined) ?? 1) - 1);
+    });
   }
   if (options.messaging !== false) {
     const instrumentation: MessagingInstrumentation = messagingTracing(tracer);
