@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { VirtualClock, seededRandom } from '@bulwark/resilience/testing';
 import { Agent, request } from 'undici';
 import { createUpstream, type Upstream, type UpstreamOptions } from './index.js';
+import { httpCheck } from './upstream.js';
 import type { AttemptOutcome } from './types.js';
 
 // A server whose behaviour is set at start (env) and at run time (GET /admin?status=500&delay=40&health=503).
@@ -199,14 +200,25 @@ describe('with real upstream processes', () => {
   it('active HTTP health checks against a real /health endpoint, on a virtual clock', async () => {
     await reset();
     const clock = new VirtualClock();
-    const upstream = make({ clock, healthCheck: { path: '/health', intervalMs: 5_000, timeoutMs: 60_000, healthyThreshold: 2, unhealthyThreshold: 2 } }, clock);
+    // The real HTTP check, watched: a round is over when the timer's checks have all answered.
+    let inflight: Promise<boolean>[] = [];
+    const check = (instance: { url: string }, signal: AbortSignal): Promise<boolean> => {
+      const answer = httpCheck(`${instance.url}/health`, signal);
+      inflight.push(answer);
+      return answer;
+    };
+    const upstream = make({ clock, healthCheck: { path: '/health', intervalMs: 5_000, timeoutMs: 60_000, healthyThreshold: 2, unhealthyThreshold: 2, check } }, clock);
     await upstream.ready();
     assert.deepEqual(upstream.status().map((s) => s.health), ['healthy', 'healthy', 'healthy']);
     const sick = servers[2]!;
     await sick.set({ health: 503 });
+    /** Exactly one round, started by the interval timer (not by the test: that could add a second round). */
     const round = async (): Promise<void> => {
-      await clock.advance(5_000); // the timer starts a round of real HTTP checks
-      await upstream.checkHealth(); // joins that round until it finishes
+      inflight = [];
+      await clock.advance(5_000);
+      while (inflight.length < 3) await new Promise((resolve) => setImmediate(resolve)); // make() uses 3 instances
+      await Promise.allSettled(inflight);
+      await new Promise((resolve) => setImmediate(resolve));
     };
     await round();
     assert.equal(upstream.status()[2]!.health, 'healthy', 'one failure is below the threshold');
