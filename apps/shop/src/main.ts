@@ -8,7 +8,7 @@
  * it starts the services set instead (`services.ts`): same code, another
  * configuration.
  */
-import { randomUUID } from 'node:crypto';
+import { orderExample } from './example.js';
 import { ConfigError, loadConfig, type ShopConfig } from './config.js';
 import { startShop } from './shop.js';
 
@@ -36,19 +36,7 @@ async function monolith(config: ShopConfig): Promise<void> {
   let example = `  (demo user disabled: register with POST ${url}/api/users/register)`;
   if (config.seed.demoUser) {
     const tokens = await shop.users.auth.login(config.seed.demoUsername, config.seed.demoPassword);
-    const body = JSON.stringify({ items: [{ sku: 'KB-001', qty: 1 }, { sku: 'CB-005', qty: 2 }] });
-    example = [
-      `  TOKEN='${tokens.access_token}'`,
-      `  curl -sS -X POST ${url}/api/orders \\`,
-      `    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
-      `    -H 'Idempotency-Key: ${randomUUID()}' \\`,
-      `    -d '${body}'`,
-      `  # then, with the orderId it answers:`,
-      `  curl -sS ${url}/api/orders/<orderId> -H "Authorization: Bearer $TOKEN"`,
-      `  curl -sSN ${url}/api/orders/<orderId>/events -H "Authorization: Bearer $TOKEN"`,
-      `  # a new token (valid ${config.auth.accessTokenTtlSec} s):`,
-      `  curl -sS -X POST ${url}/api/users/token -H 'Content-Type: application/json' -d '{"username":"${config.seed.demoUsername}","password":"${config.seed.demoPassword}"}'`,
-    ].join('\n');
+      example = orderExample(url, tokens.access_token, config);
   }
 
   console.log(`Bulwark shop (${config.topology}) ready in ${shop.startupMs} ms on ${url}

@@ -106,17 +106,8 @@ export function internalOnly(internalKey: string): (request: FastifyRequest) => 
   };
 }
 
-/** mulberry32: a small seeded PRNG, so a simulator's run is reproducible from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** A small seeded PRNG (mulberry32), so a simulator's run is reproducible from its seed. */
+export { seededRandom } from '@bulwark/resilience/testing';
 
 /** A stable number in [0, 1) for `key` under `seed` (the same key always draws the same value). */
 export function keyedDraw(seed: number, key: string): number {

@@ -8,7 +8,7 @@
  *
  * Also what `npm start` runs when the configuration says `topology: "services"`.
  */
-import { randomUUID } from 'node:crypto';
+import { orderExample } from './example.js';
 import { ConfigError, loadConfig, MODULES, type ShopConfig } from './config.js';
 import { startServices, type ServicesSet } from './services/launcher.js';
 
@@ -56,19 +56,7 @@ if (config.seed.demoUser) {
     body: JSON.stringify({ username: config.seed.demoUsername, password: config.seed.demoPassword }),
   });
   const tokens = (await res.json()) as { access_token?: string };
-  const body = JSON.stringify({ items: [{ sku: 'KB-001', qty: 1 }, { sku: 'CB-005', qty: 2 }] });
-  example = [
-    `  TOKEN='${tokens.access_token ?? '<POST /api/users/token failed>'}'`,
-    `  curl -sS -X POST ${url}/api/orders \\`,
-    `    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
-    `    -H 'Idempotency-Key: ${randomUUID()}' \\`,
-    `    -d '${body}'`,
-    `  # then, with the orderId it answers:`,
-    `  curl -sS ${url}/api/orders/<orderId> -H "Authorization: Bearer $TOKEN"`,
-    `  curl -sSN ${url}/api/orders/<orderId>/events -H "Authorization: Bearer $TOKEN"`,
-    `  # a new token (valid ${config.auth.accessTokenTtlSec} s):`,
-    `  curl -sS -X POST ${url}/api/users/token -H 'Content-Type: application/json' -d '{"username":"${config.seed.demoUsername}","password":"${config.seed.demoPassword}"}'`,
-  ].join('\n');
+  example = orderExample(url, tokens.access_token ?? '<POST /api/users/token failed>', config);
 }
 
 const events = config.services.transport === 'nats' ? `NATS JetStream ${config.services.natsUrl}` : `RabbitMQ ${config.services.rabbitmqUrl.replace(/\/\/[^@/]*@/, '//***@')}`;
