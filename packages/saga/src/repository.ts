@@ -319,10 +319,14 @@ export class SagaRepository {
   }
 
   private sql(text: string): string {
-    if (!this.postgres) return text;
-    let n = 0;
-    return text.replace(/\?/g, () => `$${++n}`);
+    return this.postgres ? numbered(text) : text;
   }
+}
+
+/** `?` placeholders as PostgreSQL's `$1`, `$2`, ... */
+export function numbered(text: string): string {
+  let n = 0;
+  return text.replace(/\?/g, () => `$${++n}`);
 }
 
 /** Commit signal rung when a saga becomes claimable (released, promoted, changed by an operator). */
