@@ -70,7 +70,8 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const seen: string[][] = [];
       for (let t = 1; t <= 5; t++) {
         wall += 1_000;
-        await clock.advance(1_000);
+        await clock.advance(1_000); // alive's heartbeat timer fires (its write is real I/O) ...
+        await alive.heartbeat(); // ... so make sure this second's heartbeat is written before the poll
         await discovery.poll();
         seen.push(upstream.instances().map((i) => i.id));
       }
