@@ -51,6 +51,14 @@ describe('shop configuration', () => {
     refusal(() => loadConfig({ env: {}, overrides: { topology: 'services', modules: { orders: { url: 'http://127.0.0.1:4001/api/orders' } } } }), 'modules.orders.url');
   });
 
+  it('configures fault injection: seed, rules file and admin API, by file, env or overrides', () => {
+    assert.deepEqual(loadConfig({ env: {} }).faults, { seed: 1, file: '', admin: true });
+    assert.deepEqual(loadConfig({ env: { SHOP_FAULTS__SEED: '9', SHOP_FAULTS__ADMIN: 'false' } }).faults, { seed: 9, file: '', admin: false });
+    refusal(() => loadConfig({ env: { SHOP_FAULTS__SEED: '-1' } }), 'SHOP_FAULTS__SEED');
+    refusal(() => loadConfig({ env: {}, overrides: { faults: { rules: [] } } }), 'faults.rules');
+    refusal(() => loadConfig({ env: { SHOP_FAULTS__FILE: '/nonexistent/faults.json' } }), 'faults.file');
+  });
+
   it('accepts the services topology, with NATS and PostgreSQL by default and RabbitMQ by configuration', () => {
     const c = loadConfig({ env: { SHOP_TOPOLOGY: 'services' } });
     assert.equal(c.topology, 'services');

@@ -15,10 +15,17 @@
  * PostgreSQL schema named after it on `services.db` (or `modules.<name>.db`),
  * events go over NATS JetStream or RabbitMQ (`services.transport`), a module
  * listens on `modules.<name>.url` (default: a free port on `host`).
+ *
+ * Fault injection (`faults`, in every process of either topology): rules are
+ * seeded by `faults.seed`, loaded at start from `faults.file` (a JSON rules
+ * file, checked here: a bad one stops start-up naming the field) and changed
+ * at runtime through `/admin/faults` (internal key) unless `faults.admin` is
+ * false.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { FaultConfigError, readFaultFile } from '@bulwark/faults';
 
 export const MODULES = ['users', 'catalog', 'inventory', 'payments', 'orders', 'notifications', 'recommendations', 'productPage'] as const;
 export type ModuleName = (typeof MODULES)[number];
@@ -51,9 +58,20 @@ export interface ShopConfig {
   inventory: { reservationTtlMs: number; sweepIntervalMs: number };
   orders: { sagaDeadlineMs: number; stepAttemptTimeoutMs: number; maxItems: number; maxQty: number };
   productPage: { bulkheads: { catalog: number; pricing: number; inventory: number; recommendations: number }; timeoutMs: number };
+  faults: FaultsConfig;
   modules: Record<ModuleName, ModuleLocation>;
   /** The services topology (ignored by the monolith). */
   services: ServicesConfig;
+}
+
+/** Fault injection (`@bulwark/faults`), the same in every process. */
+export interface FaultsConfig {
+  /** Seed of every rule's random streams: the same seed and rules, the same faults. */
+  seed: number;
+  /** A JSON rules file (`{ "seed"?, "rules": [...] }`) loaded at start; empty: none. Its own `seed`, if any, wins. */
+  file: string;
+  /** Serve the runtime admin API at `/admin/faults` (behind the internal key). */
+  admin: boolean;
 }
 
 export interface ServicesConfig {
@@ -81,8 +99,9 @@ export class ConfigError extends Error {
   constructor(
     readonly key: string,
     reason: string,
+    options: { cause?: unknown } = {},
   ) {
-    super(`invalid configuration: ${key} ${reason}`);
+    super(`invalid configuration: ${key} ${reason}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ConfigError';
   }
 }
@@ -105,6 +124,7 @@ export function defaultConfig(): ShopConfig {
     inventory: { reservationTtlMs: 120_000, sweepIntervalMs: 5_000 },
     orders: { sagaDeadlineMs: 60_000, stepAttemptTimeoutMs: 5_000, maxItems: 20, maxQty: 100 },
     productPage: { bulkheads: { catalog: 20, pricing: 20, inventory: 10, recommendations: 5 }, timeoutMs: 1_000 },
+    faults: { seed: 1, file: '', admin: true },
     modules,
     services: {
       transport: 'nats',
@@ -165,6 +185,9 @@ const RULES: Record<string, Kind> = {
   'productPage.bulkheads.inventory': { t: 'int', min: 1, max: 10_000 },
   'productPage.bulkheads.recommendations': { t: 'int', min: 1, max: 10_000 },
   'productPage.timeoutMs': ms(1, 600_000),
+  'faults.seed': { t: 'int', min: 0, max: Number.MAX_SAFE_INTEGER },
+  'faults.file': { t: 'string' },
+  'faults.admin': { t: 'bool' },
   'services.transport': { t: 'enum', values: ['nats', 'rabbitmq'] },
   'services.natsUrl': { t: 'string', pattern: /^(nats:\/\/)?\S+$/, hint: 'a NATS server (nats://host:port)' },
   'services.rabbitmqUrl': { t: 'string', pattern: /^amqps?:\/\/\S+$/, hint: 'an amqp:// URL' },
@@ -282,6 +305,14 @@ export function loadConfig(options: LoadOptions = {}): ShopConfig {
   if (shop.inventory.reservationTtlMs <= shop.orders.sagaDeadlineMs) {
     // A reservation must outlive the saga that holds it, or the sweeper could release stock of an order about to be confirmed.
     throw new ConfigError('inventory.reservationTtlMs', `must exceed orders.sagaDeadlineMs (${shop.orders.sagaDeadlineMs})`);
+  }
+  if (shop.faults.file !== '') {
+    try {
+      readFaultFile(shop.faults.file, { modules: MODULES });
+    } catch (error) {
+      if (error instanceof FaultConfigError) throw new ConfigError('faults.file', `is refused: ${error.message}`, { cause: error });
+      throw error;
+    }
   }
   if (shop.internalKey === '') shop.internalKey = randomBytes(24).toString('base64url');
   return shop;

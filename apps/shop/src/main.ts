@@ -47,6 +47,11 @@ async function monolith(config: ShopConfig): Promise<void> {
   auth:          ${url}/api/users/token
   openapi:       ${url}/openapi.json
   health:        ${url}/health/ready${
+    config.faults.admin
+      ? `
+  faults:        ${url}/admin/faults  (header x-shop-internal-key)`
+      : ''
+  }${
     config.telemetry.enabled
       ? `
   metrics:       ${url}/metrics

@@ -11,6 +11,8 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
+import type { FaultInjector } from '@bulwark/faults';
+import { faultInterceptor } from '@bulwark/faults/undici';
 import { problem, type ProblemError } from '@bulwark/http';
 import { createClient, type ClientOptions, type HttpClient } from '@bulwark/http/client';
 import type { Participant, ParticipantContext } from '@bulwark/saga/participants';
@@ -25,18 +27,46 @@ export function shopProblem(slug: string, status: number, title: string, detail?
   return problem({ type: `${SHOP_PROBLEM_BASE}${slug}`, status, title, ...(detail === undefined ? {} : { detail }), ...(extensions === undefined ? {} : { extensions }), code: `SHOP_${slug.toUpperCase().replace(/-/g, '_')}` });
 }
 
-/** Where each module listens, and one resilient client per (caller, callee, purpose). */
+export interface DirectoryOptions {
+  /** Outbound fault injection on every client the directory makes (`@bulwark/faults`). */
+  faults?: FaultInjector;
+}
+
+interface DirectoryState {
+  readonly internalKey: string;
+  readonly faults: FaultInjector | undefined;
+  readonly urls: Map<ModuleName, string>;
+  readonly clients: Map<string, HttpClient>;
+}
+
+/**
+ * Where each module listens, and one resilient client per (caller, callee,
+ * purpose). A module is handed its own view (`forModule`): the clients it
+ * makes are its outgoing calls, so outbound fault rules can match them by
+ * caller (`match.module`) and by callee (`match.dependency`: the callee
+ * module, or the client's name).
+ */
 export class Directory {
-  private readonly urls = new Map<ModuleName, string>();
-  private readonly clients = new Map<string, HttpClient>();
-  constructor(private readonly internalKey: string) {}
+  private readonly state: DirectoryState;
+  /** The module whose code calls through this view, if any. */
+  readonly caller: ModuleName | undefined;
+
+  constructor(internalKey: string, options: DirectoryOptions = {}, view?: { state: DirectoryState; caller: ModuleName }) {
+    this.state = view?.state ?? { internalKey, faults: options.faults, urls: new Map(), clients: new Map() };
+    this.caller = view?.caller;
+  }
+
+  /** The same directory, as `module`'s code uses it: its clients are `module`'s outgoing calls. */
+  forModule(module: ModuleName): Directory {
+    return new Directory(this.state.internalKey, {}, { state: this.state, caller: module });
+  }
 
   set(module: ModuleName, baseUrl: string): void {
-    this.urls.set(module, baseUrl.replace(/\/+$/, ''));
+    this.state.urls.set(module, baseUrl.replace(/\/+$/, ''));
   }
 
   url(module: ModuleName): string {
-    const url = this.urls.get(module);
+    const url = this.state.urls.get(module);
     if (url === undefined) throw shopProblem('module-unavailable', 503, 'Module not reachable yet', `${module} has no address yet`);
     return url;
   }
@@ -46,17 +76,26 @@ export class Directory {
    * once the listener is up). Internal calls carry the internal key.
    */
   client(module: ModuleName, name: string, options: Omit<ClientOptions, 'baseUrl' | 'name'> = {}): HttpClient {
-    let client = this.clients.get(name);
+    const { clients, faults, internalKey } = this.state;
+    const key = `${this.caller ?? ''}:${name}`;
+    let client = clients.get(key);
     if (client === undefined) {
-      client = createClient({ ...options, baseUrl: this.url(module), name, headers: { ...options.headers, [INTERNAL_KEY_HEADER]: this.internalKey } });
-      this.clients.set(name, client);
+      const interceptors = faults === undefined ? options.interceptors : [...(options.interceptors ?? []), faultInterceptor(faults, { ...(this.caller === undefined ? {} : { module: this.caller }), dependency: [module, name] })];
+      client = createClient({
+        ...options,
+        baseUrl: this.url(module),
+        name,
+        headers: { ...options.headers, [INTERNAL_KEY_HEADER]: internalKey },
+        ...(interceptors === undefined ? {} : { interceptors }),
+      });
+      clients.set(key, client);
     }
     return client;
   }
 
   async close(): Promise<void> {
-    const all = [...this.clients.values()];
-    this.clients.clear();
+    const all = [...this.state.clients.values()];
+    this.state.clients.clear();
     await Promise.allSettled(all.map((c) => c.close()));
   }
 }
@@ -107,7 +146,7 @@ export function internalOnly(internalKey: string): (request: FastifyRequest) => 
 }
 
 /** A small seeded PRNG (mulberry32), so a simulator's run is reproducible from its seed. */
-export { seededRandom } from '@bulwark/resilience/testing';
+export { seededRandom } from '@bulwark/resilience';
 
 /** A stable number in [0, 1) for `key` under `seed` (the same key always draws the same value). */
 export function keyedDraw(seed: number, key: string): number {

@@ -12,16 +12,36 @@
  * Services (`hostModules` with one module, in a process of its own started by
  * `services/launcher.ts`): the same code, its store a PostgreSQL schema, its
  * events over NATS or RabbitMQ; the directory holds the other processes' URLs.
+ *
+ * Every process, in either topology, has its own fault injector
+ * (`@bulwark/faults`, seeded by `faults.seed`, rules from `faults.file`):
+ * inbound rules apply to its requests (a module is its `/api/<module>`
+ * prefix), outbound rules to every client its modules make through the
+ * directory, and `/admin/faults` (internal key) changes them at runtime.
  */
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { FaultInjector, readFaultFile } from '@bulwark/faults';
+import { faultAdmin, inboundFaults } from '@bulwark/faults/fastify';
 import { createService } from '@bulwark/http';
 import { JwtVerifier } from '@bulwark/http/auth';
-import { createLogger, fastifyTelemetry, instrumentHttpClient, instrumentResilience, instrumentSagas, Metrics, metricsRoute, setupTelemetry, traceSagas, type Telemetry } from '@bulwark/telemetry';
+import {
+  createLogger,
+  fastifyTelemetry,
+  instrumentFaults,
+  instrumentHttpClient,
+  instrumentResilience,
+  instrumentSagas,
+  Metrics,
+  metricsRoute,
+  setupTelemetry,
+  traceSagas,
+  type Telemetry,
+} from '@bulwark/telemetry';
 import type { SloEngine } from '@bulwark/telemetry/slo';
 import { MODULES, type ModuleName, type ShopConfig } from './config.js';
-import { Directory } from './platform.js';
+import { Directory, internalOnly } from './platform.js';
 import { createCatalogModule } from './modules/catalog/catalog.js';
 import { createInventoryModule, type InventoryModule } from './modules/inventory/inventory.js';
 import { prefixOf, type ModuleContext, type ShopModule } from './modules/module.js';
@@ -43,6 +63,8 @@ export interface Shop {
   readonly users: UsersModule;
   readonly inventory: InventoryModule;
   readonly orders: OrdersModule;
+  /** This process's fault injector (rules also at `/admin/faults`). */
+  readonly faults: FaultInjector;
   readonly telemetry: Telemetry | undefined;
   /** The SLO engine (`/slo`), when telemetry is enabled. */
   readonly slos: SloEngine | undefined;
@@ -65,6 +87,8 @@ export interface ModuleHost {
   readonly app: FastifyInstance;
   /** The modules hosted here. */
   readonly modules: ReadonlyMap<ModuleName, ShopModule>;
+  /** This process's fault injector (rules also at `/admin/faults`). */
+  readonly faults: FaultInjector;
   readonly telemetry: Telemetry | undefined;
   /** The SLO engine of the hosted modules' SLOs (`/slo`), when telemetry is enabled and this process hosts one. */
   readonly slos: SloEngine | undefined;
@@ -116,8 +140,13 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
     instrumentHttpClient(metrics);
   }
 
+  // Rules from the file (already checked by loadConfig) are in force before the first request.
+  const faults = new FaultInjector({ seed: config.faults.seed, modules: MODULES });
+  if (config.faults.file !== '') faults.replace(readFaultFile(config.faults.file, { modules: MODULES }));
+  if (metrics !== undefined) instrumentFaults(metrics, faults);
+
   const transport = await connectShopTransport(config, serviceName);
-  const directory = new Directory(config.internalKey);
+  const directory = new Directory(config.internalKey, { faults });
   let jwt: JwtVerifier | undefined;
   // The users module's JWKS is fetched over HTTP once its address is known (after listen), like any other module call.
   const verifier = {
@@ -130,7 +159,8 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
 
   const hosted = new Map<ModuleName, ShopModule>();
   try {
-    for (const name of names) hosted.set(name, await FACTORIES[name](ctx));
+    // Each module gets its own view of the directory: its clients are its outgoing calls (outbound fault rules match on it).
+    for (const name of names) hosted.set(name, await FACTORIES[name]({ ...ctx, directory: directory.forModule(name) }));
     const users = hosted.get('users') as UsersModule | undefined;
     if (users !== undefined && config.seed.demoUser) await users.ensureUser(config.seed.demoUsername, config.seed.demoPassword);
   } catch (error) {
@@ -154,7 +184,7 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
   let slos: ShopSlos | undefined;
   if (telemetry !== undefined && metrics !== undefined) {
     // Reading traces and SLOs makes no traces and no RED series of its own.
-    const readers = ['/traces', '/traces/', '/traces/:traceId', '/traces/saga/:sagaId', '/slo', '/slo/', '/slo/rules', '/slo/slos', '/slo/slos/:name', '/slo/alerts'];
+    const readers = ['/traces', '/traces/', '/traces/:traceId', '/traces/saga/:sagaId', '/slo', '/slo/', '/slo/rules', '/slo/slos', '/slo/slos/:name', '/slo/alerts', '/admin/faults', '/admin/faults/', '/admin/faults/:id'];
     await app.register(fastifyTelemetry, { telemetry, metrics, accessLog: false, ignoreRoutes: ['/metrics', '/health/live', '/health/ready', ...readers] });
     await app.register(metricsRoute, { metrics });
     const orders = hosted.get('orders') as OrdersModule | undefined;
@@ -170,6 +200,17 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
     const store = telemetry.spans;
     if (store !== undefined) await app.register(traceRoutes, { prefix: '/traces', store, flush: () => telemetry.forceFlush(), internalKey: config.internalKey });
   }
+
+  // Faults after telemetry (an injected answer is counted like a real one), before the modules' routes.
+  // Operator surfaces are never faulted: an experiment must not blind the people watching it.
+  await app.register(inboundFaults, { injector: faults, modules: Object.fromEntries(MODULES.map((m) => [m, prefixOf(m)])), exempt: ['/metrics', '/traces', '/slo'] });
+  if (config.faults.admin) await app.register(faultAdmin, { prefix: '/admin/faults', injector: faults, auth: internalOnly(config.internalKey) });
+
+  // A process shutting down stops injecting: held requests are reset and held calls fail at once, so nothing faulted holds up the drain.
+  app.addHook('preClose', (done) => {
+    faults.close();
+    done();
+  });
 
   // Closers run in reverse order: modules (last mounted first), then the clients, the bus, the SLO engine, telemetry.
   app.shutdown.addCloser('telemetry', () => telemetry?.shutdown() ?? Promise.resolve());
@@ -196,6 +237,7 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
       health: '/health/ready',
       ...(telemetry === undefined ? {} : { metrics: '/metrics', traces: '/traces (internal key)' }),
       ...(slos === undefined ? {} : { slos: '/slo', sloRules: '/slo/rules' }),
+      ...(config.faults.admin ? { faults: '/admin/faults (internal key)' } : {}),
     },
   }));
 
@@ -216,6 +258,7 @@ export async function hostModules(config: ShopConfig, options: HostOptions = {})
     url,
     app,
     modules: hosted,
+    faults,
     telemetry,
     slos: slos?.engine,
     async connect(urls) {
@@ -240,6 +283,7 @@ export async function startShop(config: ShopConfig, options: StartOptions = {}):
     users: host.modules.get('users') as UsersModule,
     inventory: host.modules.get('inventory') as InventoryModule,
     orders: host.modules.get('orders') as OrdersModule,
+    faults: host.faults,
     telemetry: host.telemetry,
     slos: host.slos,
     startupMs: Math.round(performance.now() - began),

@@ -19,6 +19,7 @@
 export * from './errors.js';
 export { isTransient, isDependencyFailure, retryAfterMsOf, parseRetryAfter, statusOf } from './classify.js';
 export { systemClock, type Clock, type Timer } from './clock.js';
+export { seededRandom } from './seeded-random.js';
 export { type CallContext, type ExecuteOptions } from './scope.js';
 export { type Operation, type Policy } from './policy.js';
 export { channelName, type Listener, type EventMeta, type PolicyKind, type PolicyEvents } from './events.js';

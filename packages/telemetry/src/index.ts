@@ -28,6 +28,7 @@ export { instrumentResilience, BREAKER_STATE_VALUES } from './metrics/resilience
 export { watchResource, watchBulkhead, type ResourceStats, type BulkheadLike } from './metrics/use-metrics.js';
 export { instrumentOutboxRelay, instrumentConsumer, watchMessagingBacklog, type BacklogOptions, type BacklogWatch } from './metrics/messaging-metrics.js';
 export { funnel, businessCounter, type Funnel } from './metrics/business.js';
+export { instrumentFaults, type FaultEventSource } from './metrics/fault-metrics.js';
 
 // sagas
 export { instrumentSagas, traceSagas, sagaSpanContext, type SagaEventSource, type SagaTracingOptions } from './saga/saga-telemetry.js';

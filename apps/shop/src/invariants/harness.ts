@@ -37,20 +37,21 @@ export interface TestShop {
 
 export async function startTestShop(overrides: Record<string, unknown> = {}, prefix = 'shop-invariants-'): Promise<TestShop> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      dataDir: dir,
-      port: 0,
-      logLevel: 'silent',
-      payments: { latencyMs: 1, latencyJitterMs: 2, declineRate: 0, errorRate: 0 },
-      recommendations: { latencyMs: 0, errorRate: 0 },
-      orders: { sagaDeadlineMs: 30_000, stepAttemptTimeoutMs: 5_000 },
-      ...overrides,
-    },
-  });
+  let config: ReturnType<typeof loadConfig>;
   let shop: Shop;
   try {
+    config = loadConfig({
+      env: {},
+      overrides: {
+        dataDir: dir,
+        port: 0,
+        logLevel: 'silent',
+        payments: { latencyMs: 1, latencyJitterMs: 2, declineRate: 0, errorRate: 0 },
+        recommendations: { latencyMs: 0, errorRate: 0 },
+        orders: { sagaDeadlineMs: 30_000, stepAttemptTimeoutMs: 5_000 },
+        ...overrides,
+      },
+    });
     shop = await startShop(config);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });

@@ -6,10 +6,11 @@ import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Dispatcher } from 'undici';
 import { CircuitOpenError, DEADLINE_HEADER, TimeoutError, deadline } from '@bulwark/resilience';
 import { VirtualClock, track } from '@bulwark/resilience/testing';
 import { runWithRequestContext } from '../request-context.js';
-import { createClient, type HttpClient } from './client.js';
+import { CLIENT_OPEN_DURATION, createClient, type HttpClient } from './client.js';
 import { ClientOptionError, HttpNetworkError, HttpStatusError, InvalidResponseError, ResponseTooLargeError, isHttpClientError } from './errors.js';
 
 interface Seen {
@@ -276,6 +277,25 @@ describe('HttpClient', () => {
     await assert.rejects(c.get('/x'), (e: unknown) => e instanceof CircuitOpenError);
   });
 
+  it("the breaker opens for 2 s by default, doubling with each re-open (a short stall costs seconds, not the breaker's flat 30 s)", async () => {
+    const dead = await deadPort();
+    const clock = new VirtualClock();
+    const c = createClient({ baseUrl: dead, name: 'dead3', retry: 'none', clock, breaker: { minimumCalls: 3, failureRateThreshold: 50, window: { type: 'count', size: 10 } } });
+    clients.push(c);
+    for (let i = 0; i < 3; i++) await assert.rejects(c.get('/x'), HttpNetworkError);
+    assert.equal(c.breaker!.state, 'open');
+    await clock.advance(CLIENT_OPEN_DURATION.baseMs - 1);
+    assert.equal(c.breaker!.state, 'open', 'still open just before 2 s');
+    await clock.advance(1);
+    assert.equal(c.breaker!.state, 'half-open', 'probing after 2 s');
+    await assert.rejects(c.get('/x'), HttpNetworkError); // the probe fails: open again, for twice as long
+    assert.equal(c.breaker!.state, 'open');
+    await clock.advance(2 * CLIENT_OPEN_DURATION.baseMs - 1);
+    assert.equal(c.breaker!.state, 'open', 'the second opening lasts 4 s');
+    await clock.advance(1);
+    assert.equal(c.breaker!.state, 'half-open');
+  });
+
   it('4xx answers do not open the breaker', async () => {
     server.handler = (_req, res) => json(res, 404, {});
     const c = client({ retry: 'none', breaker: { minimumCalls: 2, failureRateThreshold: 50 } });
@@ -292,6 +312,29 @@ describe('HttpClient', () => {
   it('a body that is not JSON gives InvalidResponseError from the JSON helpers', async () => {
     server.handler = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{nope');
     await assert.rejects(client().get('/x'), (e: unknown) => e instanceof InvalidResponseError && e.status === 200);
+  });
+
+  it('sends every attempt through its interceptors; an interceptor failure is classified like the network failure it imitates', async () => {
+    const intercepted: string[] = [];
+    const tag: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) => {
+      intercepted.push(`${opts.method} ${opts.path}`);
+      return dispatch({ ...opts, headers: { ...(opts.headers as Record<string, string>), 'x-intercepted': 'yes' } }, handler);
+    };
+    let resets = 1;
+    const resetOnce: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) => {
+      if (resets-- <= 0) return dispatch(opts, handler);
+      // What undici raises when the peer resets the connection.
+      queueMicrotask(() => handler.onResponseError?.(null as never, Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' })));
+      return true;
+    };
+    const c = client({ interceptors: [tag, resetOnce] });
+    assert.deepEqual(await c.get('/through'), { ok: true });
+    assert.equal(server.seen.length, 1, 'the reset attempt never reached the server, the retry did');
+    assert.equal(server.seen[0]!.headers['x-intercepted'], 'yes');
+    assert.deepEqual(intercepted, ['GET /through']);
+    resets = 1;
+    await assert.rejects(client({ interceptors: [resetOnce], retry: 'none' }).get('/reset'), (e: unknown) => e instanceof HttpNetworkError && e.reason === 'UND_ERR_SOCKET' && e.retryable);
+    assert.throws(() => createClient({ baseUrl, name: 'x', interceptors: ['nope'] as never }), ClientOptionError);
   });
 
   it('refuses bad options and header injection with ClientOptionError, sending nothing', async () => {

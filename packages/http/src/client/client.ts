@@ -30,7 +30,7 @@
  * ```
  */
 import { randomUUID } from 'node:crypto';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import {
   circuitBreaker,
   DEADLINE_HEADER,
@@ -55,6 +55,9 @@ import { BodyTooLargeError, discard, readCapped } from './read-body.js';
 import { addContextHeaders } from './trace-headers.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'OPTIONS' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** How long a client's breaker stays open unless `breaker.openDuration` says otherwise. */
+export const CLIENT_OPEN_DURATION = { baseMs: 2_000, multiplier: 2, maxMs: 30_000 } as const;
 
 export interface PoolOptions {
   /** Connections to the dependency. Default 32. */
@@ -83,7 +86,13 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Default total budget of one call, retries included. Default: none beyond the ambient deadline. */
   deadlineMs?: number;
-  /** Circuit-breaker options, or `false` for none. Default: the breaker's defaults. */
+  /**
+   * Circuit-breaker options, or `false` for none. Default: the breaker's defaults,
+   * except that it opens for 2 s, doubling with each consecutive re-open up to
+   * 30 s (`CLIENT_OPEN_DURATION`): a stall of a few seconds costs seconds, not
+   * the breaker's flat 30 s, while a dependency that stays down is probed ever
+   * less often.
+   */
   breaker?: CircuitBreakerOptions | false;
   /** Replaces the whole pipeline built from `retry`, `breaker` and `timeoutMs`. */
   policies?: Policy;
@@ -92,6 +101,13 @@ export interface ClientOptions {
   maxResponseBytes?: number;
   /** Headers sent on every call (the call's own win). */
   headers?: Record<string, string>;
+  /**
+   * undici interceptors every attempt goes through, composed onto the pool
+   * (`pool.compose(interceptors)`: the last one sees a call first) — fault
+   * injection (`@bulwark/faults/undici`), recording, DNS overrides. An error an
+   * interceptor raises is classified like one from the network.
+   */
+  interceptors?: readonly Dispatcher.DispatcherComposeInterceptor[];
   clock?: Clock;
 }
 
@@ -142,6 +158,8 @@ export class HttpClient {
   readonly breaker: CircuitBreakerPolicy | undefined;
   private readonly noRetry: Policy | undefined;
   private readonly pool: Pool;
+  /** The pool, or the pool with the interceptors composed onto it. */
+  private readonly dispatcher: Dispatcher;
   private readonly basePath: string;
   private readonly maxResponseBytes: number;
   private readonly defaultHeaders: Record<string, string>;
@@ -171,7 +189,9 @@ export class HttpClient {
     } else {
       const timeoutMs = positiveInteger(name, 'timeoutMs', options.timeoutMs ?? 10_000);
       const breakerPolicy =
-        options.breaker === false ? undefined : circuitBreaker({ name: `${name}.breaker`, clock, isFailure: countsAgainstDependency, ...options.breaker });
+        options.breaker === false
+          ? undefined
+          : circuitBreaker({ name: `${name}.breaker`, clock, isFailure: countsAgainstDependency, openDuration: CLIENT_OPEN_DURATION, ...options.breaker });
       const attemptTimeout = timeout(timeoutMs, { name: `${name}.timeout`, clock });
       const mode = options.retry ?? 'default';
       let retryPolicy: RetryPolicy | undefined;
@@ -196,6 +216,9 @@ export class HttpClient {
       headersTimeout: 0,
       bodyTimeout: 0,
     });
+    const interceptors: unknown = options.interceptors ?? [];
+    if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function')) throw new ClientOptionError(name, 'interceptors', 'an array of undici interceptors (functions)');
+    this.dispatcher = interceptors.length === 0 ? this.pool : this.pool.compose(Array.from(options.interceptors ?? []));
   }
 
   /** One logical call: retried per the pipeline, `HttpStatusError` for non-2xx. */
@@ -270,9 +293,9 @@ export class HttpClient {
     const headers = { ...baseHeaders };
     const deadline = outgoingDeadlineHeader(ctx.remaining());
     if (deadline !== undefined) headers[DEADLINE_HEADER] = deadline;
-    let response: Awaited<ReturnType<Pool['request']>>;
+    let response: Dispatcher.ResponseData;
     try {
-      response = await this.pool.request({ method, path, headers, body, signal: ctx.signal });
+      response = await this.dispatcher.request({ method, path, headers, body, signal: ctx.signal });
     } catch (error) {
       throw this.networkError(error, ctx, method, path);
     }

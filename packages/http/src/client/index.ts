@@ -15,5 +15,5 @@
  * ```
  */
 export * from './errors.js';
-export { HttpClient, createClient, type ClientOptions, type PoolOptions, type RequestOptions, type CallOptions, type ClientResponse, type HttpMethod } from './client.js';
+export { HttpClient, createClient, CLIENT_OPEN_DURATION, type ClientOptions, type PoolOptions, type RequestOptions, type CallOptions, type ClientResponse, type HttpMethod } from './client.js';
 export { addContextHeaders } from './trace-headers.js';
