@@ -17,6 +17,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline, retry, timeout, RetryBudget, type CallContext, type Policy } from '@bulwark/resilience';
+import { barChart } from '../scenario/svg.js';
 
 export type AmplificationConfig = 'every-layer' | 'top-only' | 'top-budget';
 export const amplificationConfigs: readonly AmplificationConfig[] = ['every-layer', 'top-only', 'top-budget'];
@@ -205,4 +206,15 @@ export function amplificationTable(result: AmplificationResult): string {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...result.rows.map((r) => `| ${r.config} | ${r.requests} | ${r.callsA} | ${r.callsB} | ${r.callsC} | ${r.perRequest} | ${r.bound ?? ''} |`),
   ].join('\n');
+}
+
+export function amplificationCharts(result: AmplificationResult): Record<string, string> {
+  return {
+    'amplification-calls.svg': barChart({
+      title: `Calls reaching C per failing user request (${result.maxAttempts} attempts where a layer retries)`,
+      yLabel: 'calls at C / user request (log scale)',
+      yLog: true,
+      groups: result.rows.map((r) => ({ label: r.config, bars: [{ name: 'calls at C / request', value: r.perRequest }] })),
+    }),
+  };
 }

@@ -20,6 +20,7 @@
  */
 import { retry, type Jitter } from '@bulwark/resilience';
 import { VirtualClock, seededRandom } from '@bulwark/resilience/testing';
+import { barChart } from '../scenario/svg.js';
 
 export const jitters: readonly Jitter[] = ['none', 'equal', 'full', 'decorrelated'];
 
@@ -173,6 +174,22 @@ export function jitterTable(result: JitterResult): string {
     ...result.rows.map((r) => `| ${r.jitter} | ${r.calls} | ${r.conflicts} | ${r.callsPerClient} | ${r.completionMs} |`),
   ];
   return lines.join('\n');
+}
+
+export function jitterCharts(result: JitterResult): Record<string, string> {
+  return {
+    'jitter-work.svg': barChart({
+      title: `Write calls for ${result.clients} contending clients (mean of ${result.runs} runs)`,
+      yLabel: 'write calls',
+      groups: result.rows.map((r) => ({ label: r.jitter, bars: [{ name: 'write calls', value: r.calls }] })),
+    }),
+    'jitter-completion.svg': barChart({
+      title: 'Time until the last client succeeded (virtual)',
+      yLabel: 'ms (log scale)',
+      yLog: true,
+      groups: result.rows.map((r) => ({ label: r.jitter, bars: [{ name: 'completion (ms)', value: r.completionMs }] })),
+    }),
+  };
 }
 
 function round(x: number, digits: number): number {
