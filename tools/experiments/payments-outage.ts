@@ -391,7 +391,7 @@ export function paymentsOutageTable(result: PaymentsOutageResult): string {
 }
 
 export const paymentsOutageDoc: ExperimentDoc<PaymentsOutageResult> = {
-  title: 'payments-outage: the shop while payments fail',
+  title: 'the shop while payments fail',
   expectation:
     'Orders keep being accepted (202) throughout: placement does not depend on payments, so the order-placement SLO does not move. The CreateOrder saga charges in the background: during the outage its charge attempts fail, the `orders-payments` breaker opens, and orders whose charge gives up are compensated — stock released, the (possibly) taken charge refunded — ending CANCELLED with no charge kept; their compensations can only finish once payments answer again. Orders whose retries outlast the outage confirm. Sagas that end more than 10 s after placement burn the checkout-completion SLO. After the outage, orders confirm again once the breaker closes; every invariant holds.',
   setup:
