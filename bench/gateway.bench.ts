@@ -14,6 +14,8 @@
  * Every server runs in its own process; autocannon runs in this one. The contenders are measured in
  * alternating rounds and each figure is the median round. Each proxy also reports its CPU per request
  * (`*_cpu_us`, user + system of the proxy process only), the figure least disturbed by other load.
+ * The load average (1 min) at the start and the end is reported too: on a shared machine the
+ * req/s figures are only comparable between runs with a similar load.
  * The last line is one JSON object. `--quick` shortens the phases.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -21,7 +23,7 @@ import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 
@@ -184,6 +186,7 @@ http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir};
 }
 
 async function main(): Promise<void> {
+  const loadStart = loadavg()[0]!;
   const { TestIssuer } = await import('@bulwark/http/testing');
   const issuer = await TestIssuer.start();
   const token = await issuer.sign({ sub: 'bench-user', aud: 'bench', scope: 'hello:read' }, { expiresInSec: 3600 });
@@ -219,7 +222,8 @@ async function main(): Promise<void> {
 
   const row = (name: string, f: Figures | undefined): string =>
     f === undefined ? `| ${name} | n/a | | | | |` : `| ${name} | ${f.rps} | ${f.p50} | ${f.p99} | ${f.cpuUs ?? ''} | ${f.non2xx + f.errors} |`;
-  console.log(`\n${connections} connections, ${seconds} s per phase, median of ${rounds} rounds`);
+  const loadEnd = loadavg()[0]!;
+  console.log(`\n${connections} connections, ${seconds} s per phase, median of ${rounds} rounds; load average (1 min) ${loadStart.toFixed(2)} at the start, ${loadEnd.toFixed(2)} at the end`);
   console.log('| contender | req/s | p50 ms | p99 ms | server CPU µs/req | non-2xx+errors |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   console.log(row('(a) direct node:http', direct));
@@ -244,6 +248,9 @@ async function main(): Promise<void> {
     nginx_rps: ng?.rps ?? null,
     nginx_p99_ms: ng?.p99 ?? null,
     gateway_vs_fastify: Math.round((gw.rps / fp.rps) * 100) / 100,
+    fastify_vs_gateway_cpu: gw.cpuUs === undefined || fp.cpuUs === undefined ? null : Math.round((fp.cpuUs / gw.cpuUs) * 100) / 100,
+    load_avg_start: Math.round(loadStart * 100) / 100,
+    load_avg_end: Math.round(loadEnd * 100) / 100,
     connections,
     seconds,
     rounds,

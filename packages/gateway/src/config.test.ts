@@ -36,6 +36,14 @@ describe('configuration validation', () => {
     assert.ok(issues.some((i) => i.startsWith('routes[3] (route-3).retry.maxAttempts:')));
   });
 
+  it('refuses a rewrite prefix that could not go into a request line as is', () => {
+    const route = (addPrefix: string): unknown => ({ upstreams, routes: [{ name: 'r', match: { pathPrefix: '/a' }, upstream: 'orders', rewrite: { addPrefix } }] });
+    assert.deepEqual(issuesOf(route('/v1/orders')), []);
+    assert.deepEqual(issuesOf(route('/v1 HTTP/1.1\r\nHost: evil\r\n\r\nGET /x')), ['routes[0] (r).rewrite.addPrefix: must hold visible ASCII characters only']);
+    assert.deepEqual(issuesOf(route('/v1/ü')), ['routes[0] (r).rewrite.addPrefix: must hold visible ASCII characters only']);
+    assert.deepEqual(issuesOf(route('/v1?x=1')), ['routes[0] (r).rewrite.addPrefix: must not hold ? or #']);
+  });
+
   it('refuses unknown fields, duplicate names, bad instances and a missing routes list', () => {
     assert.deepEqual(issuesOf({ upstreams }), ['routes: must be a non-empty array']);
     const issues = issuesOf({

@@ -22,7 +22,7 @@ export interface UpstreamConfig {
   instances?: readonly (string | { url: string; weight?: number; metadata?: Record<string, string> })[];
   /** Balancer name, read by the upstream layer (`round-robin`, `least-outstanding`, `p2c`). */
   balancer?: string;
-  /** Connections per instance (undici Pool). Default 128. */
+  /** Connections per instance (the gateway's keep-alive pool). Default 128. */
   connections?: number;
   /** Longest upstream response header section, bytes. Default 16 KiB. */
   maxHeaderSize?: number;
@@ -315,6 +315,9 @@ function validateRoute(route: unknown, i: number, upstreams: ReadonlySet<string>
         else if (typeof prefix !== 'string' || !prefix.startsWith(r.stripPrefix)) issues.push(`${w}.rewrite.stripPrefix: must be a prefix of match.pathPrefix`);
       }
       if (r.addPrefix !== undefined && (typeof r.addPrefix !== 'string' || !r.addPrefix.startsWith('/') || r.addPrefix.endsWith('/'))) issues.push(`${w}.rewrite.addPrefix: must start with / and not end with /`);
+      // it goes into the forwarded request line as is: visible ASCII only, no query or fragment
+      else if (r.addPrefix !== undefined && !/^\/[!-~]*$/.test(r.addPrefix)) issues.push(`${w}.rewrite.addPrefix: must hold visible ASCII characters only`);
+      else if (r.addPrefix !== undefined && /[?#]/.test(r.addPrefix)) issues.push(`${w}.rewrite.addPrefix: must not hold ? or #`);
     }
   }
   optionalPosInt(`${w}.timeoutMs`, route.timeoutMs, issues);

@@ -158,8 +158,9 @@ describe('bad input at the socket', () => {
     const te = await raw(port, 'POST /orders/1 HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n');
     assert.match(te, /^HTTP\/1\.1 400 /);
     const big = await raw(port, `GET /orders/1 HTTP/1.1\r\nHost: api.test\r\nX-Big: ${'x'.repeat(8000)}\r\n\r\n`);
-    assert.match(big, /^HTTP\/1\.1 431 /);
-    assert.match(big, /gateway-header-too-large/);
+    assert.match(big, /^HTTP\/1\.1 400 /, 'oversize headers are a 400 ...');
+    assert.match(big, /"type":"https:\/\/bulwark\.dev\/problems\/gateway-header-too-large"/, '... whose problem type says why');
+    assert.match(big, /Content-Type: application\/problem\+json/);
     const noHost = await raw(port, 'GET /orders/1 HTTP/1.1\r\n\r\n');
     assert.match(noHost, /^HTTP\/1\.1 400 /);
     assert.equal((await a.counts())['*'] ?? 0, before, 'nothing reached instance a');

@@ -2,8 +2,9 @@
  * `@bulwark/gateway`: the front door of a services topology. Routing by host,
  * path and headers; per-route deadline, retry (with a budget), breaker, rate
  * limit and JWT auth; canary split and shuffle sharding; a streaming proxy on
- * `node:http` and undici pools; an authenticated admin listener; a JSON
- * configuration validated at start-up and reloadable at runtime.
+ * `node:http` with its own keep-alive HTTP/1.1 upstream client; an
+ * authenticated admin listener; a JSON configuration validated at start-up and
+ * reloadable at runtime.
  *
  * @example
  * ```ts

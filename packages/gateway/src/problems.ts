@@ -19,7 +19,8 @@ export interface GatewayProblemType {
 export const gatewayProblemTypes = {
   'gateway-bad-request': { status: 400, title: 'Bad request', retryable: false },
   'gateway-bad-host': { status: 400, title: 'Invalid Host header', retryable: false },
-  'gateway-header-too-large': { status: 431, title: 'Request headers too large', retryable: false },
+  // 400 rather than 431: the issue asks for a plain 400 on every refused request; the type says why
+  'gateway-header-too-large': { status: 400, title: 'Request headers too large', retryable: false },
   'gateway-request-timeout': { status: 408, title: 'Request timeout', retryable: true },
   'gateway-unknown-host': { status: 421, title: 'Misdirected request: unknown host', retryable: false },
   'gateway-route-not-found': { status: 404, title: 'No route matches the request', retryable: false },

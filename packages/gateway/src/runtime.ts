@@ -8,7 +8,6 @@
 import { channel } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { Pool } from 'undici';
 import { JwtVerifier, type IssuerConfig } from '@bulwark/http/auth';
 import {
   circuitBreaker,
@@ -27,7 +26,9 @@ import { createTrafficSplit, createUpstream, type TrafficSplit, type UpstreamEve
 import type { InstanceStatus, UpstreamService } from './balancing/types.js';
 import type { DiscoverySource } from './discovery/types.js';
 import { GatewayConfigError, loadConfigFile, validateConfig, type GatewayConfig, type UpstreamConfig, type ValidConfig, type ValidRoute } from './config.js';
-import { handleRequest, isRetryableUpstreamFailure, isUpstreamFailure, type Exchange } from './proxy.js';
+import { isRetryableUpstreamFailure, isUpstreamFailure } from './errors.js';
+import { UpstreamPool } from './h1/pool.js';
+import { handleRequest, type Exchange } from './proxy.js';
 import { RouteTable } from './routing.js';
 import { sendProblemOnSocket } from './problems.js';
 import { VerifiedTokenCache, type TokenCacheStats } from './token-cache.js';
@@ -164,7 +165,7 @@ export class Runtime {
     reloads: 0,
     reloadFailures: 0,
   };
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, UpstreamPool>();
   private readonly poolOptions = new Map<string, { connections: number; maxHeaderSize: number }>();
   private readonly breakers = new Map<string, CircuitBreakerPolicy>();
   private readonly budgets = new Map<string, RetryBudget>();
@@ -191,11 +192,11 @@ export class Runtime {
     else process.emitWarning(error instanceof Error ? error : new Error(String(error)));
   }
 
-  poolFor(origin: string): Pool {
+  poolFor(origin: string): UpstreamPool {
     let pool = this.pools.get(origin);
     if (pool === undefined) {
       const o = this.poolOptions.get(origin) ?? { connections: 128, maxHeaderSize: 16 * 1024 };
-      pool = new Pool(origin, { connections: o.connections, pipelining: 1, maxHeaderSize: o.maxHeaderSize, keepAliveTimeout: 4_000 });
+      pool = new UpstreamPool(origin, { connections: o.connections, maxHeaderSize: o.maxHeaderSize, keepAliveTimeoutMs: 4_000 });
       this.pools.set(origin, pool);
     }
     return pool;
