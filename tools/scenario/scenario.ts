@@ -7,29 +7,11 @@
  * described in README.md.
  */
 import { readFileSync } from 'node:fs';
-import { FAULT_KINDS, FaultConfigError, validateFaultRule } from '@bulwark/faults';
+import { FAULT_KINDS, FAULT_SIGNALS, FaultConfigError, validateFaultRule, type FaultMatch, type FaultRuleInput, type LatencySpec } from '@bulwark/faults';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 
-export type FaultKind = (typeof FAULT_KINDS)[number];
-
-export type LatencySpec =
-  | { fixedMs: number }
-  | { distribution: 'uniform'; minMs: number; maxMs: number }
-  | { distribution: 'exponential'; meanMs: number }
-  | { distribution: 'lognormal'; medianMs: number; sigma: number }
-  | { distribution: 'pareto'; scaleMs: number; shape: number };
-
-/** A fault rule as the admin API takes it (`PUT /admin/faults/:id`), without its id. */
-export interface FaultRule {
-  kind: FaultKind;
-  direction?: 'inbound' | 'outbound';
-  match: { module?: string; route?: string; dependency?: string };
-  probability?: number;
-  latency?: LatencySpec;
-  status?: number;
-  hangMs?: number;
-  signal?: string;
-}
+/** A fault rule as the admin API takes it (`PUT /admin/faults/:id`): `@bulwark/faults`'s rule, without its id. */
+export type FaultRule = Omit<FaultRuleInput, 'id' | 'match'> & { match: FaultMatch };
 
 /** Mix weights of the shop workload (relative; 0 or absent leaves a request kind out). */
 export interface ShopMix {
@@ -301,7 +283,7 @@ function parseFault(c: Checker, node: Node | null, field: string): FaultRule | u
   const hang = e.get('hangMs');
   if (hang !== undefined) rule.hangMs = c.number(hang.value, `${field}.hangMs`, 0, 3_600_000, true);
   const signal = e.get('signal');
-  if (signal !== undefined) rule.signal = c.string(signal.value, `${field}.signal`);
+  if (signal !== undefined) rule.signal = c.enumOf(signal.value, `${field}.signal`, FAULT_SIGNALS);
   if (kind === undefined) return undefined;
   const out = Object.fromEntries(Object.entries(rule).filter(([, v]) => v !== undefined)) as unknown as FaultRule;
   if (c.issues.length > issuesBefore) return undefined;

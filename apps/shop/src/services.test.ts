@@ -10,31 +10,13 @@
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
-import { dropPostgresSchema, testPostgresUrl } from '@bulwark/store/testing';
-import { loadConfig, MODULES, type ShopConfig } from './config.js';
+import { testPostgresUrl } from '@bulwark/store/testing';
+import { loadConfig, MODULES } from './config.js';
 import { describeJourneys } from './journeys.js';
-import { storeNameOf } from './platform.js';
 import { startServices, type ServicesSet } from './services/launcher.js';
-import { natsNames } from './transports.js';
+import { removeRunData, testNatsUrl } from './services/run-data.js';
 
-const natsUrl = process.env.BULWARK_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
-
-/** Drops the run's schemas and deletes its streams. */
-async function removeRunData(config: ShopConfig): Promise<void> {
-  await Promise.all(MODULES.map((m) => dropPostgresSchema(storeNameOf(config, m), config.services.db)));
-  const { connect } = await import('@nats-io/transport-node');
-  const { jetstreamManager } = await import('@nats-io/jetstream');
-  const nc = await connect({ servers: natsUrl });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const { streamPrefix } = natsNames(config);
-    const names: string[] = [];
-    for await (const name of jsm.streams.names()) if (name.startsWith(streamPrefix)) names.push(name);
-    for (const name of names) await jsm.streams.delete(name);
-  } finally {
-    await nc.close();
-  }
-}
+const natsUrl = testNatsUrl;
 
 const alive = (pid: number): boolean => {
   try {
