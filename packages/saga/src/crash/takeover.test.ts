@@ -104,6 +104,9 @@ describe('saga takeover: a surviving orchestrator finishes the sagas of a SIGKIL
     const late = calls.filter((c) => c.owner === 'A' && c.seq > (firstOfB.get(c.saga_id) ?? Infinity));
     assert.deepEqual(late.map((c) => `${c.key} (${c.kind}) by A after B began on ${c.saga_id}`), []);
     assert.deepEqual([...new Set(calls.map((c) => c.owner))].sort(), ['A', 'B']);
-    for (const id of finishedByA) assert.ok(!firstOfB.has(id), `B called a participant for ${id}, which A had already settled`);
+    // A saga settled when A was killed may have been settled by B: A, slowed down, can miss a lease renewal
+    // while still alive, and B then takes that saga over legitimately (fenced: A's later writes are refused).
+    // What must never happen is B calling a participant for a saga A itself settled.
+    for (const id of settledByA) assert.ok(!firstOfB.has(id), `B called a participant for ${id}, which A had already settled`);
   });
 });
